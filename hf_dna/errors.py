@@ -1,0 +1,78 @@
+"""Typed errors. Every error hf-dna raises on bad input is an `HfDnaError` whose message is one line.
+
+The CLI prints `Error: <message>` and exits with `exit_code` (1); nothing else is printed.
+"""
+from __future__ import annotations
+
+
+class HfDnaError(Exception):
+    """Base class: a clear, one-line, user-facing failure."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:  # keep messages on one line whatever the cause
+        return " ".join(super().__str__().split())
+
+
+class InvalidInputError(HfDnaError, ValueError):
+    """A path, option or file the user gave is missing or malformed."""
+
+
+class ProbeSetNotFoundError(InvalidInputError):
+    """No built-in probe set, generator or file matches the given name."""
+
+
+class ResponsesFileError(InvalidInputError):
+    """A bring-your-own responses file is unreadable, empty, or does not match the probes."""
+
+
+class ModelLoadError(HfDnaError):
+    """The model could not be loaded for generation."""
+
+
+class ModelNotFoundError(ModelLoadError):
+    """Neither a local path nor a reachable Hub repo."""
+
+
+class GatedRepoError(ModelLoadError):
+    """The repo is gated or private and no (valid) token was given."""
+
+
+class RemoteCodeNotAllowedError(ModelLoadError):
+    """The model needs custom code and `--trust-remote-code` was not given."""
+
+
+class NotACausalLMError(ModelLoadError):
+    """The model is not a text-generation (causal LM) model."""
+
+
+class CorruptModelFileError(ModelLoadError):
+    """A weights file (GGUF, safetensors) is truncated or malformed."""
+
+
+class OutOfMemoryError(HfDnaError):
+    """Generation ran out of (GPU or CPU) memory."""
+
+
+class IncompatibleRecordsError(HfDnaError):
+    """DNA records made with different probes, encoder, dim, seed or projection cannot be compared."""
+
+
+class RecordFileError(InvalidInputError):
+    """A DNA record file is missing or malformed."""
+
+
+class HubError(HfDnaError):
+    """A Hub call failed (network, permissions, conflict)."""
+
+
+class RepoNotFoundError(HubError):
+    """The repo does not exist on the Hub (or is invisible with this token)."""
+
+
+class ReferenceStoreError(HfDnaError):
+    """A reference store (local dir or Hub dataset) is missing, malformed or incompatible."""
+
+
+class PushConflictError(HubError):
+    """A push would overwrite another model's record, or lost a race and gave up."""
