@@ -51,3 +51,22 @@ def try_snapshot_download(repo_id: str, revision: str | None = None, allow_patte
         return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns)
     except Exception:  # any failure here means "not available from the Hub": the caller has a fallback
         return None
+
+
+def snapshot(repo_id: str, revision: str | None = None, token: str | bool | None = None,
+             allow_patterns: list[str] | None = None) -> tuple[str, str]:
+    """Download (or reuse from cache) the files of a model repo; returns (local_dir, commit_sha).
+
+    Raises `RepoNotFoundError`, `GatedRepoError` or `HubError` with a one-line message.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        if is_offline():
+            path = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=allow_patterns)
+            return path, os.path.basename(path)
+        sha = HfApi(token=token).model_info(repo_id, revision=revision).sha or (revision or "main")
+        path = snapshot_download(repo_id, revision=sha, token=token, allow_patterns=allow_patterns)
+        return path, sha
+    except Exception as err:
+        raise translate_error(err, repo_id) from None

@@ -1,0 +1,22 @@
+"""Shared pytest set-up. Fixtures live in plugin modules, one per area, so they stay small and separate."""
+import os
+from pathlib import Path
+
+import pytest
+
+# One intra-op thread: on 2-vCPU machines torch with 2 threads is several times slower for small models.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-responses"
+
+pytest_plugins = ["tests.fixtures_models", "tests.fixtures_hub"]
+
+
+@pytest.fixture(scope="session")
+def shared_responses() -> Path:
+    """../shared/data/reference-responses, or skip when this checkout has no shared data beside it."""
+    if not (SHARED / "paper600.parquet").is_file():
+        pytest.skip("../shared/data/reference-responses is not present")
+    return SHARED

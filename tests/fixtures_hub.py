@@ -1,0 +1,1 @@
+"""Fixtures: the local Hub-compatible server (owner: Hub work)."""

@@ -1,0 +1,1 @@
+"""Fixtures: tiny models built in the tests, and the real shipped GGUF models (owner: generation work)."""
