@@ -76,3 +76,11 @@ class ReferenceStoreError(HfDnaError):
 
 class PushConflictError(HubError):
     """A push would overwrite another model's record, or lost a race and gave up."""
+
+
+class HubOfflineError(HubError):
+    """The Hub is not reachable on purpose (HF_HUB_OFFLINE=1): callers may continue without Hub data."""
+
+
+class StaleParentError(PushConflictError):
+    """A commit was refused because the branch moved since `parent_commit` (someone else pushed): re-read, retry."""
