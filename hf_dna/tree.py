@@ -1,0 +1,261 @@
+"""Phylogenetic trees of DNA records: UPGMA (scipy average linkage) and neighbour joining, Newick in and out.
+
+Distances are cosine distances between DNAs, by default after centring on the mean DNA of the set (by the
+linearity of the projection that is per-probe centring; it removes the shared "any LM" component so that
+lineage, not style, dominates). Trees are plain `Node` objects so callers can walk clades without a library.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dna import cosine_distance_matrix
+from .errors import InvalidInputError
+from .record import DNARecord, check_compatible
+
+METHODS = ("upgma", "nj")
+
+
+@dataclass
+class Node:
+    """A tree node: leaves carry a `name`; `length` is the branch length to the parent."""
+
+    name: str | None = None
+    children: list[Node] = field(default_factory=list)
+    length: float = 0.0
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+    def leaves(self) -> list[str]:
+        """Leaf names below this node, left to right."""
+        return [n.name for n in self.walk() if n.is_leaf]
+
+    def walk(self) -> Iterator[Node]:
+        """Pre-order traversal (iterative: trees of thousands of leaves are fine)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def clades(self) -> list[frozenset[str]]:
+        """Leaf sets of every node (each clade of the rooted tree, leaves and the root included)."""
+        below: dict[int, frozenset[str]] = {}
+        for node in reversed(list(self.walk())):  # children before parents
+            below[id(node)] = frozenset([node.name]) if node.is_leaf else frozenset().union(
+                *(below[id(c)] for c in node.children))
+        return list(below.values())
+
+    def splits(self) -> list[frozenset[str]]:
+        """Clades and their complements: the leaf sets separated by some edge, whatever the root (for NJ)."""
+        clades = self.clades()
+        everything = max(clades, key=len)
+        return list(set(clades) | {everything - c for c in clades})
+
+    def to_newick(self) -> str:
+        """Newick text (labels quoted where needed, branch lengths to 6 significant digits), ending in ';'."""
+        return _newick(self) + ";"
+
+
+@dataclass
+class PhyloTree:
+    """A tree built from records, with the distance matrix it came from."""
+
+    root: Node
+    labels: list[str]
+    distances: np.ndarray
+    method: str
+    linkage: np.ndarray | None = None  # scipy linkage matrix (UPGMA only), for dendrogram plots
+
+    @property
+    def newick(self) -> str:
+        return self.root.to_newick()
+
+
+# ---------------------------------------------------------------------------------------------- distances
+
+def record_labels(records: list[DNARecord]) -> list[str]:
+    """Unique display labels: the model id, plus `@rev` when a model appears at several revisions."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        counts[rec.model_id] = counts.get(rec.model_id, 0) + 1
+    labels = [r.model_id if counts[r.model_id] == 1 else f"{r.model_id}@{(r.revision or 'local')[:7]}" for r in records]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return unique
+
+
+def dna_distances(records: list[DNARecord], center: bool = True) -> np.ndarray:
+    """Cosine distance matrix between the records' DNAs (refuses incompatible records).
+
+    With `center`, DNAs are first centred on their mean (needs >= 3 records to mean anything; fewer are left
+    as they are, since two centred vectors are always opposite).
+    """
+    check_compatible(records)
+    vectors = np.stack([r.vector for r in records]).astype(np.float64)
+    if center and len(records) >= 3:
+        vectors = vectors - vectors.mean(axis=0)
+    return cosine_distance_matrix(vectors)
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+def upgma(distances: np.ndarray, labels: list[str]) -> tuple[Node, np.ndarray]:
+    """UPGMA (average linkage) via scipy; returns the root and the linkage matrix. Heights are distance / 2."""
+    from scipy.cluster.hierarchy import linkage, to_tree
+    from scipy.spatial.distance import squareform
+
+    condensed = squareform(_symmetric(distances), checks=False)
+    link = linkage(condensed, method="average")
+    scipy_root = to_tree(link)
+
+    def convert(node, parent_height: float) -> Node:
+        height = node.dist / 2.0
+        out = Node(length=max(parent_height - height, 0.0))
+        if node.is_leaf():
+            out.name = labels[node.id]
+        else:
+            out.children = [convert(node.left, height), convert(node.right, height)]
+        return out
+
+    import sys
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * len(labels) + 100))
+    return convert(scipy_root, scipy_root.dist / 2.0), link
+
+
+def neighbor_joining(distances: np.ndarray, labels: list[str]) -> Node:
+    """Saitou-Nei neighbour joining (O(n^3) numpy); the unrooted result is rooted at the last join.
+
+    Negative branch lengths (possible with non-additive distances) are clamped to 0, moving the remainder
+    to the sister branch as is customary.
+    """
+    d = _symmetric(distances).copy()
+    nodes = [Node(name=label) for label in labels]
+    while len(nodes) > 2:
+        n = len(nodes)
+        totals = d.sum(axis=1)
+        q = (n - 2) * d - totals[:, None] - totals[None, :]
+        np.fill_diagonal(q, np.inf)
+        i, j = np.unravel_index(np.argmin(q), q.shape)
+        i, j = (int(i), int(j)) if i < j else (int(j), int(i))
+        length_i = 0.5 * d[i, j] + (totals[i] - totals[j]) / (2 * (n - 2))
+        length_i = min(max(length_i, 0.0), d[i, j])
+        nodes[i].length, nodes[j].length = length_i, max(d[i, j] - length_i, 0.0)
+        joined = Node(children=[nodes[i], nodes[j]])
+        new_row = 0.5 * (d[i] + d[j] - d[i, j])
+        keep = [k for k in range(n) if k not in (i, j)]
+        d = np.block([[d[np.ix_(keep, keep)], new_row[keep, None]], [new_row[None, keep], np.zeros((1, 1))]])
+        nodes = [nodes[k] for k in keep] + [joined]
+    if len(nodes) == 1:
+        return nodes[0]
+    a, b = nodes
+    a.length = b.length = max(d[0, 1], 0.0) / 2.0
+    return Node(children=[a, b])
+
+
+def build_tree(records: list[DNARecord], method: str = "upgma", center: bool = True) -> PhyloTree:
+    """Tree over `records` (>= 2, all comparable) by `method` (`upgma` or `nj`)."""
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown tree method {method!r}: choose one of {', '.join(METHODS)}")
+    if len(records) < 2:
+        raise InvalidInputError(f"a tree needs at least two DNA records, got {len(records)}")
+    labels = record_labels(records)
+    distances = dna_distances(records, center=center)
+    if method == "upgma":
+        root, link = upgma(distances, labels)
+        return PhyloTree(root, labels, distances, method, link)
+    return PhyloTree(neighbor_joining(distances, labels), labels, distances, method)
+
+
+def _symmetric(distances: np.ndarray) -> np.ndarray:
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise InvalidInputError(f"distance matrix must be square, got shape {d.shape}")
+    d = (d + d.T) / 2.0
+    np.fill_diagonal(d, 0.0)
+    return np.clip(d, 0.0, None)
+
+
+# ---------------------------------------------------------------------------------------------- Newick
+
+_PLAIN_LABEL = re.compile(r"^[A-Za-z0-9_.\-/@#+]+$")
+
+
+def quote_label(label: str) -> str:
+    """A Newick label: bare when it only has safe characters, else single-quoted with '' for a quote."""
+    if _PLAIN_LABEL.match(label):
+        return label
+    return "'" + label.replace("'", "''") + "'"
+
+
+def _newick(root: Node) -> str:
+    """Iterative writer (deep trees never hit the recursion limit)."""
+    out: list[str] = []
+    stack: list[tuple[Node | str, bool]] = [(root, True)]
+    while stack:
+        item, is_root = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        suffix = "" if is_root else f":{item.length:.6g}"
+        if item.is_leaf:
+            out.append(quote_label(item.name or "") + suffix)
+            continue
+        out.append("(")
+        stack.append((")" + (quote_label(item.name) if item.name else "") + suffix, False))
+        for k, child in enumerate(reversed(item.children)):
+            stack.append((child, False))
+            if k < len(item.children) - 1:
+                stack.append((",", False))
+    return "".join(out)
+
+
+_TOKEN = re.compile(r"\s*('(?:[^']|'')*'|[(),:;]|[^\s(),:;']+)")
+
+
+def parse_newick(text: str) -> Node:
+    """Parse Newick text (quoted labels, branch lengths, internal labels) into `Node`s."""
+    tokens = [m.group(1) for m in _TOKEN.finditer(text.strip())]
+    if not tokens or tokens[-1] != ";":
+        raise InvalidInputError("Newick text must end with ';'")
+    stack: list[Node] = []
+    current = Node()
+    pos = 0
+    while pos < len(tokens) - 1:
+        tok = tokens[pos]
+        if tok == "(":
+            child = Node()
+            current.children.append(child)
+            stack.append(current)
+            current = child
+        elif tok == ",":
+            if not stack:
+                raise InvalidInputError("malformed Newick: ',' outside parentheses")
+            sibling = Node()
+            stack[-1].children.append(sibling)
+            current = sibling
+        elif tok == ")":
+            if not stack:
+                raise InvalidInputError("malformed Newick: unbalanced ')'")
+            current = stack.pop()
+        elif tok == ":":
+            pos += 1
+            try:
+                current.length = float(tokens[pos])
+            except (IndexError, ValueError):
+                raise InvalidInputError("malformed Newick: bad branch length") from None
+        else:
+            current.name = tok[1:-1].replace("''", "'") if tok.startswith("'") else tok
+        pos += 1
+    if stack:
+        raise InvalidInputError("malformed Newick: unbalanced '('")
+    return current
