@@ -1,0 +1,414 @@
+"""Audit a model card's declared lineage against the model's behaviour (its DNA).
+
+`audit` gets (or reuses) the model's DNA, reads what its card declares, scores every reference model with the
+reference's calibrated relation model (P(related), fitted on labelled pairs; `hf_dna.calibrate`) and turns the
+disagreements into flags, each with its evidence:
+
+- ``undeclared-base``: a close relative (P >= 0.5) that the card does not name, that is not a relative of a
+  named base (same family) and not a descendant of the audited model (its reference lineage does not name the
+  audited model as parent);
+- ``unsupported-base``: a declared base present in the reference with P < 0.5, no member of its family
+  reaching 0.5 either (a declared base absent from the reference gives a note, not a flag);
+- ``no-base-declared``: the card declares a derived relation (finetune, adapter, merge, quantized, ...) but no
+  base model;
+- ``wrong-relation``: the DNA distance to the declared base fits the reference's parent-child pairs of another
+  relation (``quantized`` vs derived by training) better than those of the declared one.
+
+0.5 is the decision point of a calibrated probability (equal costs), not a tuned threshold; the relation
+distances come from the reference's own labelled pairs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import HubOfflineError, InvalidInputError, RecordFileError, RepoNotFoundError
+from .record import DNARecord, check_compatible, read_records
+
+#: probe set used when neither --probes, --record nor a reference says otherwise (chosen in bench/audit_eval.py)
+DEFAULT_PROBES = "paper600:100"
+FLAG_CODES = ("undeclared-base", "unsupported-base", "no-base-declared", "wrong-relation")
+RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale", "base")
+DERIVED_RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale")
+TRAINED_RELATIONS = ("finetune", "adapter", "merge", "distill")
+RELATED = 0.5  # decision point of a calibrated probability
+GOOD_CONFIDENCE = ("high", "medium")
+
+
+@dataclass
+class Declared:
+    """What the card (or the command line) says the model derives from."""
+
+    base_models: list[str] = field(default_factory=list)
+    relation: str | None = None
+    source: str = "none"  # card | cli | none
+    relation_explicit: bool = False  # False when the relation was inferred (e.g. GGUF -> quantized)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base_models": list(self.base_models), "relation": self.relation, "source": self.source}
+
+
+@dataclass
+class Neighbour:
+    model_id: str
+    distance: float
+    probability: float
+    family: str
+
+
+@dataclass
+class Flag:
+    code: str
+    message: str
+    evidence: dict[str, Any]
+
+
+@dataclass
+class Verdict:
+    """The outcome of an audit; `to_dict` is the JSON contract."""
+
+    model: str
+    declared: Declared
+    nearest: list[Neighbour]
+    flags: list[Flag]
+    record: DNARecord
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "flagged" if self.flags else "clean"
+
+    @property
+    def flag_codes(self) -> list[str]:
+        return [f.code for f in self.flags]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "declared": self.declared.to_dict(),
+            "nearest": [asdict(n) for n in self.nearest],
+            "flags": [asdict(f) for f in self.flags],
+            "record": self.record.to_dict(),
+            "verdict": self.verdict,
+            "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------------------------------- the audit
+def audit(model: str, *, reference: Any = None, probes: str | None = None, responses: str | None = None,
+          record: DNARecord | str | None = None, base_models: list[str] | tuple[str, ...] | None = None,
+          relation: str | None = None, settings: Any = None, token: str | None = None, k: int = 5,
+          progress: bool = False) -> Verdict:
+    """Audit `model` (Hub id, local dir/file, or any name when `responses`/`record` are given).
+
+    `reference`: a `ReferenceStore`, a local store dir or a Hub dataset id; default: the embedded store made
+    with the record's probes. `base_models`/`relation` override the card (source ``cli``).
+    """
+    from .reference import ReferenceStore
+
+    if relation is not None and relation not in RELATIONS:
+        raise InvalidInputError(f"relation must be one of {', '.join(RELATIONS)}, not {relation!r}")
+    notes: list[str] = []
+    store = reference if isinstance(reference, ReferenceStore) else (
+        ReferenceStore.load(reference) if reference is not None else None)
+    probes = probes or (_store_probe_set(store) if store is not None else None) or DEFAULT_PROBES
+    dna = _get_record(model, record, responses, probes, settings, token, progress)
+    if store is None:
+        store = ReferenceStore.default(probe_hash=dna.probe_hash)
+    declared = declared_lineage(model, base_models, relation, token, notes)
+    return judge(model, dna, declared, store, k=k, notes=notes)
+
+
+def _store_probe_set(store: Any) -> str | None:
+    config = getattr(store, "config", None)
+    if isinstance(config, dict):
+        return config.get("probe_set")
+    return getattr(config, "probe_set", None)
+
+
+def _get_record(model: str, record: DNARecord | str | None, responses: str | None, probes: str,
+                settings: Any, token: str | None, progress: bool) -> DNARecord:
+    """The model's DNA: a given record (object or file), else extracted from responses or by generation."""
+    if isinstance(record, DNARecord):
+        return record
+    if record is not None:
+        records = read_records(record)
+        if len(records) == 1:
+            return records[0]
+        matching = [r for r in records if r.model_id == model]
+        if len(matching) != 1:
+            raise RecordFileError(f"{record} holds {len(records)} records and {len(matching)} for {model}: "
+                                  "pass a file with one record")
+        return matching[0]
+    from .extract import extract
+    from .generate import GenerationSettings
+
+    if responses is not None:
+        return extract(model, probes, responses=responses, progress=progress)
+    return extract(model, probes, settings=settings or GenerationSettings.paper(), token=token, progress=progress)
+
+
+def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None, relation: str | None,
+                     token: str | None, notes: list[str]) -> Declared:
+    """Declared bases from the command line when given, else from the model's card (Hub or local dir)."""
+    from . import hub
+
+    if base_models or relation:
+        notes.append("declared base from --base-model/--relation (the model card was not read)")
+        return Declared(list(dict.fromkeys(base_models or [])), relation, "cli", relation is not None)
+    if os.path.exists(model):
+        meta = hub.local_metadata(model)
+        where = "local model files"
+    elif hub.is_offline():
+        notes.append("Hub offline (HF_HUB_OFFLINE=1): model card not read; no base declared (use --base-model)")
+        return Declared()
+    else:
+        try:
+            meta = hub.model_metadata(model, token=token)
+        except (RepoNotFoundError, HubOfflineError) as err:
+            notes.append(f"model not on the Hub ({err}): no base declared (use --base-model)")
+            return Declared()
+        where = "model card"
+    notes.extend(f"{where}: {warning}" for warning in meta.warnings)
+    bases = list(dict.fromkeys(meta.base_models))
+    if bases:
+        sources = ", ".join(f"{b} ({'/'.join(meta.base_model_sources.get(b, [])) or 'card'})" for b in bases)
+        notes.append(f"declared base read from the {where}: {sources}")
+    if meta.base_model_relation and not meta.relation_declared:
+        notes.append(f"relation {meta.base_model_relation!r} inferred (no base_model_relation in the card)")
+    return Declared(bases, meta.base_model_relation, "card", bool(meta.relation_declared))
+
+
+# ------------------------------------------------------------------------------------------- judging
+@dataclass
+class _Candidates:
+    """Reference records other than the audited model, with their scores."""
+
+    records: list[DNARecord]
+    probability: np.ndarray
+    distance: np.ndarray
+    scores: Any
+    relation_model: Any
+
+    def index(self, model_id: str) -> int | None:
+        for i, rec in enumerate(self.records):
+            if rec.model_id == model_id:
+                return i
+        lowered = model_id.lower()
+        return next((i for i, rec in enumerate(self.records) if rec.model_id.lower() == lowered), None)
+
+    def why(self, i: int) -> dict[str, float]:
+        """Which evidence moved P(related) for candidate i: log-odds contribution per evidence kind."""
+        return {k: round(v, 3) for k, v in self.relation_model.explain(self.scores, i).items()}
+
+
+def cosine_distances(query: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """1 - cos between `query` and each row of `refs` (raw DNA, as `hf-dna compare` prints)."""
+    q = query / (np.linalg.norm(query) or 1.0)
+    norms = np.linalg.norm(refs, axis=1)
+    return 1.0 - (refs @ q) / np.where(norms == 0, 1.0, norms)
+
+
+def score_candidates(record: DNARecord, store: Any, exclude: str) -> _Candidates:
+    """Score every reference record except `exclude` (the audited model itself)."""
+    from .calibrate import RelationModel
+
+    if not getattr(store, "calibration", None):
+        from .errors import ReferenceStoreError
+
+        raise ReferenceStoreError("the reference has no calibration: rebuild it with `hf-dna reference build`")
+    records = [r for r in store.records if r.model_id != exclude]
+    if records:
+        check_compatible([record, records[0]])
+    relation_model = RelationModel.from_dict(store.calibration)
+    scores = relation_model.score(record, records)
+    vectors = np.stack([r.vector for r in records]) if records else np.zeros((0, record.dim), dtype=np.float32)
+    distance = cosine_distances(record.vector.astype(np.float64), vectors.astype(np.float64))
+    return _Candidates(records, np.asarray(scores.probability, dtype=float), distance, scores, relation_model)
+
+
+class _Lineage:
+    """The reference's declared lineage (lineage.csv rows or records' declared bases) in one place."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def info(self, model_id: str) -> dict[str, str]:
+        getter = getattr(self.store, "lineage", None)
+        row = getter(model_id) if callable(getter) else None
+        return dict(row or {})
+
+    def family(self, model_id: str) -> str:
+        info = self.info(model_id)
+        fam = info.get("family") or ""
+        return "" if fam == "unknown" else fam
+
+    def parents(self, model_id: str, record: DNARecord | None = None) -> set[str]:
+        parents = {p.strip() for p in (self.info(model_id).get("parent") or "").split(";") if p.strip()}
+        if record is not None:
+            parents |= set(record.declared_base_models or [])
+        return parents
+
+    def family_of_declared(self, base: str, records: list[DNARecord]) -> str:
+        """The family of a declared base: its own row, or that of reference models naming it as parent."""
+        fam = self.family(base)
+        if fam:
+            return fam
+        for rec in records:
+            if base in self.parents(rec.model_id, rec) and self.family(rec.model_id):
+                return self.family(rec.model_id)
+        return ""
+
+
+def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: int = 5,
+          notes: list[str] | None = None) -> Verdict:
+    """Compare the declared lineage with the DNA's relatives in `store`; the decision part of `audit`."""
+    notes = list(notes or [])
+    cands = score_candidates(record, store, exclude=model)
+    lineage = _Lineage(store)
+    if cands.scores.fallback:
+        notes.append(f"{cands.scores.note}")
+    order = np.lexsort((cands.distance, -cands.probability))
+    nearest = [Neighbour(cands.records[i].model_id, round(float(cands.distance[i]), 6),
+                         round(float(cands.probability[i]), 4), lineage.family(cands.records[i].model_id))
+               for i in order[:k]]
+    flags = []
+    flags += _undeclared_base(model, declared, cands, lineage, order)
+    flags += _unsupported_bases(declared, cands, lineage, notes)
+    flags += _no_base_declared(declared)
+    flags += _wrong_relation(declared, cands, lineage, store, notes)
+    return Verdict(model, declared, nearest, flags, record, notes)
+
+
+def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[str, Any]:
+    rec = cands.records[i]
+    info = lineage.info(rec.model_id)
+    return {"model_id": rec.model_id, "probability": round(float(cands.probability[i]), 4),
+            "distance": round(float(cands.distance[i]), 6), "family": info.get("family", ""),
+            "parent": info.get("parent", ""), "relation": info.get("relation", ""),
+            "confidence": info.get("confidence", ""), "decided_by": cands.why(i)}
+
+
+def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage: _Lineage,
+                     order: np.ndarray) -> list[Flag]:
+    named = set(declared.base_models)
+    named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
+    relatives, descendants, explained = [], [], []
+    for i in order:
+        if cands.probability[i] < RELATED:
+            break
+        rec = cands.records[i]
+        parents = lineage.parents(rec.model_id, rec)
+        if model in parents:
+            descendants.append(rec.model_id)
+        elif rec.model_id in named or parents & named or (lineage.family(rec.model_id) in named_families):
+            explained.append(rec.model_id)
+        else:
+            relatives.append(int(i))
+    if not relatives:
+        return []
+    top = cands.records[relatives[0]]
+    suggested = [top.model_id, *sorted(lineage.parents(top.model_id, top))]
+    what = "declares no base model" if not named else f"names {', '.join(sorted(named))}"
+    message = (f"behaves like a close relative of {top.model_id} (P(related)={cands.probability[relatives[0]]:.2f}, "
+               f"family {lineage.family(top.model_id) or 'unknown'}), but its card {what}")
+    evidence = {"relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
+                "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
+                "excluded_descendants": descendants, "explained_by_declared_base": explained,
+                "threshold": RELATED, "evidence_kinds": list(cands.scores.kinds)}
+    return [Flag("undeclared-base", message, evidence)]
+
+
+def _unsupported_bases(declared: Declared, cands: _Candidates, lineage: _Lineage, notes: list[str]) -> list[Flag]:
+    flags = []
+    for base in declared.base_models:
+        i = cands.index(base)
+        if i is None:
+            notes.append(f"declared base {base} is not in the reference: its DNA cannot be checked")
+            continue
+        family = lineage.family(cands.records[i].model_id)
+        members = [j for j, rec in enumerate(cands.records) if family and lineage.family(rec.model_id) == family]
+        best_member = max(members, key=lambda j: cands.probability[j], default=i)
+        if cands.probability[i] >= RELATED or cands.probability[best_member] >= RELATED:
+            continue
+        best = int(np.argmax(cands.probability)) if len(cands.records) else i
+        rank = int((cands.probability > cands.probability[i]).sum()) + 1
+        message = (f"declared base {base} is not supported by the DNA: P(related)={cands.probability[i]:.2f} "
+                   f"(rank {rank} of {len(cands.records)}); closest is {cands.records[best].model_id} "
+                   f"(P={cands.probability[best]:.2f})")
+        flags.append(Flag("unsupported-base", message, {
+            "declared_base": _relative_evidence(cands, lineage, i), "rank": rank,
+            "best_family_member": _relative_evidence(cands, lineage, best_member),
+            "closest": _relative_evidence(cands, lineage, best), "threshold": RELATED,
+            "evidence_kinds": list(cands.scores.kinds)}))
+    return flags
+
+
+def _no_base_declared(declared: Declared) -> list[Flag]:
+    if declared.base_models or declared.relation not in DERIVED_RELATIONS:
+        return []
+    return [Flag("no-base-declared", f"the card declares relation {declared.relation!r} but no base model",
+                 {"declared_relation": declared.relation, "source": declared.source})]
+
+
+# ------------------------------------------------------------------------------------------- relation
+def relation_distances(store: Any, lineage: _Lineage | None = None) -> dict[str, list[float]]:
+    """Cosine distances of the reference's labelled (child, parent) pairs, by group: ``quantized`` / ``trained``."""
+    lineage = lineage or _Lineage(store)
+    by_id = {r.model_id: r for r in store.records}
+    groups: dict[str, list[float]] = {"quantized": [], "trained": []}
+    for rec in store.records:
+        info = lineage.info(rec.model_id)
+        group = "quantized" if info.get("relation") == "quantized" else (
+            "trained" if info.get("relation") in TRAINED_RELATIONS else None)
+        if group is None or info.get("confidence") not in GOOD_CONFIDENCE:
+            continue
+        for parent in lineage.parents(rec.model_id):
+            if parent in by_id:
+                d = cosine_distances(rec.vector.astype(np.float64), by_id[parent].vector[None].astype(np.float64))
+                groups[group].append(float(d[0]))
+    return groups
+
+
+def relation_posterior(distance: float, groups: dict[str, list[float]]) -> float | None:
+    """P(quantized | distance) from Gaussians on log-distance with a pooled variance (equal priors);
+    None when the reference has fewer than two pairs of either kind."""
+    if min(len(groups["quantized"]), len(groups["trained"])) < 2:
+        return None
+    logs = {g: np.log(np.maximum(v, 1e-9)) for g, v in groups.items()}
+    pooled = np.concatenate([v - v.mean() for v in logs.values()])
+    var = max(float(pooled.var(ddof=2)), 1e-6)
+    x = np.log(max(distance, 1e-9))
+    ll = {g: -0.5 * (x - v.mean()) ** 2 / var for g, v in logs.items()}
+    return float(1.0 / (1.0 + np.exp(np.clip(ll["trained"] - ll["quantized"], -50, 50))))
+
+
+def _wrong_relation(declared: Declared, cands: _Candidates, lineage: _Lineage, store: Any,
+                    notes: list[str]) -> list[Flag]:
+    if not declared.relation_explicit or declared.relation not in ("quantized", *TRAINED_RELATIONS):
+        return []
+    present = [(b, cands.index(b)) for b in declared.base_models]
+    present = [(b, i) for b, i in present if i is not None]
+    if not present:
+        return []
+    groups = relation_distances(store, lineage)
+    base, i = present[0]
+    p_quant = relation_posterior(float(cands.distance[i]), groups)
+    if p_quant is None:
+        notes.append(f"wrong-relation not checked: the reference has {len(groups['quantized'])} quantized and "
+                     f"{len(groups['trained'])} fine-tune parent-child pairs (needs 2 of each)")
+        return []
+    says_quantized = declared.relation == "quantized"
+    if (p_quant >= RELATED) == says_quantized:
+        return []
+    fits = "quantized copy" if p_quant >= RELATED else "trained derivative (fine-tune)"
+    message = (f"declared relation {declared.relation!r} to {base}, but the DNA distance {cands.distance[i]:.4f} "
+               f"fits the reference's {fits} pairs better (P(quantized)={p_quant:.2f})")
+    return [Flag("wrong-relation", message, {
+        "declared_relation": declared.relation, "base": base, "distance": round(float(cands.distance[i]), 6),
+        "p_quantized": round(p_quant, 4),
+        "reference_pairs": {g: {"n": len(v), "median_distance": round(float(np.median(v)), 6)}
+                            for g, v in groups.items()}}), ]

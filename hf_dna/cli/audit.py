@@ -1,0 +1,183 @@
+"""`hf-dna audit MODEL`: check a model card's declared lineage against the model's DNA."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..audit import FLAG_CODES, RELATIONS, audit
+from ..errors import InvalidInputError
+
+FORMATS = ("text", "json", "markdown", "github")
+EXIT_FLAGGED = 3
+
+
+def _fail_on(value: str | None) -> set[str]:
+    codes = {c.strip() for c in (value or "").split(",") if c.strip()}
+    if "any" in codes:
+        return set(FLAG_CODES)
+    unknown = codes - set(FLAG_CODES)
+    if unknown:
+        raise InvalidInputError(f"--fail-on: unknown flag(s) {', '.join(sorted(unknown))} "
+                                f"(known: {', '.join(FLAG_CODES)}, or 'any')")
+    return codes
+
+
+def format_text(verdict: dict[str, Any]) -> str:
+    """A human summary: declared lineage, nearest relatives, flags, notes."""
+    declared = verdict["declared"]
+    bases = ", ".join(declared["base_models"]) or "none"
+    lines = [f"hf-dna audit: {verdict['model']}  ->  {verdict['verdict'].upper()}",
+             f"declared base: {bases}  relation: {declared['relation'] or '-'}  (from {declared['source']})",
+             f"probes: {verdict['record']['probe_set']} ({verdict['record']['n_probes']})", "nearest reference models:"]
+    width = max([len(n["model_id"]) for n in verdict["nearest"]] + [8])
+    for n in verdict["nearest"]:
+        lines.append(f"  {n['model_id']:<{width}}  P(related)={n['probability']:.3f}  distance={n['distance']:.4f}"
+                     f"  family={n['family'] or '?'}")
+    for flag in verdict["flags"]:
+        lines.append(f"FLAG {flag['code']}: {flag['message']}")
+    lines += [f"note: {note}" for note in verdict["notes"]]
+    return "\n".join(lines)
+
+
+def format_markdown(verdict: dict[str, Any]) -> str:
+    """The card-section-like report (the publish template when available)."""
+    try:
+        from ..publish import render_section
+    except ImportError:
+        render_section = None
+    if render_section is not None:
+        return render_section(verdict)
+    declared = verdict["declared"]
+    out = [f"## hf-dna lineage audit: `{verdict['model']}`", "",
+           f"**Verdict: {verdict['verdict']}**", "",
+           f"Declared base: {', '.join(f'`{b}`' for b in declared['base_models']) or 'none'}"
+           f" (relation: {declared['relation'] or '-'}, from {declared['source']})", "",
+           "| nearest reference model | P(related) | cosine distance | family |", "|---|---|---|---|"]
+    out += [f"| `{n['model_id']}` | {n['probability']:.3f} | {n['distance']:.4f} | {n['family'] or '?'} |"
+            for n in verdict["nearest"]]
+    if verdict["flags"]:
+        out += ["", "### Flags", ""] + [f"- **{f['code']}**: {f['message']}" for f in verdict["flags"]]
+    if verdict["notes"]:
+        out += ["", "### Notes", ""] + [f"- {note}" for note in verdict["notes"]]
+    rec = verdict["record"]
+    out += ["", f"<sub>DNA: {rec['probe_set']} ({rec['n_probes']} probes), {rec['encoder']}, dim {rec['dim']}, "
+                f"hf-dna {rec['hf_dna_version']}</sub>"]
+    return "\n".join(out)
+
+
+def format_github(verdict: dict[str, Any], fail_on: set[str]) -> str:
+    """GitHub Actions workflow commands: one annotation per flag (error when in --fail-on), then a summary."""
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    lines = [f"::{'error' if f['code'] in fail_on else 'warning'} title=hf-dna {f['code']}::"
+             f"{escape(verdict['model'] + ': ' + f['message'])}" for f in verdict["flags"]]
+    top = verdict["nearest"][0] if verdict["nearest"] else None
+    nearest = f"; nearest {top['model_id']} (P={top['probability']:.2f})" if top else ""
+    lines.append(f"::notice title=hf-dna audit::{escape(verdict['model'])}: {verdict['verdict']}"
+                 f" ({len(verdict['flags'])} flag(s)){escape(nearest)}")
+    return "\n".join(lines)
+
+
+def render(verdict: dict[str, Any], fmt: str, fail_on: set[str]) -> str:
+    if fmt == "json":
+        return json.dumps(verdict, indent=2, ensure_ascii=False)
+    if fmt == "markdown":
+        return format_markdown(verdict)
+    if fmt == "github":
+        return format_github(verdict, fail_on)
+    return format_text(verdict)
+
+
+def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str | None, token: str | None) -> str:
+    from .. import publish
+
+    if mode == "pr":
+        return f"opened card PR: {publish.open_card_pr(model, verdict, token)}"
+    if not findings_repo:
+        raise InvalidInputError("--publish dataset needs --findings-repo ORG/NAME")
+    return f"pushed findings row: {publish.push_findings_row(findings_repo, verdict, token)}"
+
+
+def _generation_options(func):
+    """The generation options of `hf-dna extract`, when that command exposes them."""
+    try:
+        from .extract import generation_options
+    except ImportError:
+        return func
+    return generation_options(func)
+
+
+@click.command("audit")
+@click.argument("model")
+@click.option("--reference", metavar="REPO|DIR", help="Reference DNA store: a local dir or a Hub dataset id. "
+              "Default: the embedded reference built with the same probes.")
+@click.option("--probes", metavar="NAME|FILE", default=None,
+              help="Probe set (default: the reference's, else the embedded default paper600:100).")
+@click.option("--responses", type=click.Path(exists=True, dir_okay=False),
+              help="Use these responses (JSONL/parquet/llm-dna responses.json) instead of running the model.")
+@click.option("--record", "record_path", type=click.Path(exists=True),
+              help="Reuse an existing DNA record (from `hf-dna extract`) instead of computing one.")
+@click.option("--base-model", "base_models", multiple=True, metavar="ID",
+              help="Declared base model (repeatable); overrides the model card. For models not on the Hub.")
+@click.option("--relation", type=click.Choice(RELATIONS), help="Declared relation to the base (with --base-model).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text: summary; json: the verdict; markdown: card-section report; github: workflow annotations.")
+@click.option("--publish", type=click.Choice(["none", "pr", "dataset"]), default="none", show_default=True,
+              help="pr: open a PR adding the report section to the model card; dataset: push a findings row.")
+@click.option("--findings-repo", metavar="REPO", help="Findings dataset for --publish dataset.")
+@click.option("--fail-on", metavar="FLAGS", default="",
+              help=f"Comma list of flags that make the exit code 3 ({', '.join(FLAG_CODES)}, or 'any').")
+@click.option("-k", "--top-k", "k", type=click.IntRange(1), default=5, show_default=True,
+              help="How many nearest reference models to report.")
+@click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report here (atomically) instead of stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars or summary line on stderr.")
+@_generation_options
+def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
+              base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
+              fail_on: str, k: int, token: str | None, output: str | None, quiet: bool, **generation: Any) -> None:
+    """Audit MODEL (Hub id, local dir or .gguf, or any name with --responses/--record) against a DNA reference.
+
+    \b
+    Exit codes: 0 clean (or flags not in --fail-on), 3 a --fail-on flag fired, 1 error.
+    Flags: undeclared-base, unsupported-base, no-base-declared, wrong-relation.
+    """
+    fail_codes = _fail_on(fail_on)
+    settings = _settings(generation)
+    verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,
+                    base_models=list(base_models) or None, relation=relation, settings=settings, token=token, k=k,
+                    progress=not quiet)
+    data = verdict.to_dict()
+    text = render(data, fmt, fail_codes)
+    if output:
+        from .._io import atomic_write_text
+
+        atomic_write_text(output, text + "\n")
+        if not quiet:
+            click.echo(f"{model}: {data['verdict']} ({', '.join(verdict.flag_codes) or 'no flags'}) -> {output}",
+                       err=True)
+    else:
+        click.echo(text)
+    if publish != "none":
+        message = _publish(data, publish, model, findings_repo, token)
+        if not quiet:
+            click.echo(message, err=True)
+    if fail_codes & set(verdict.flag_codes):
+        sys.exit(EXIT_FLAGGED)
+
+
+def _settings(generation: dict[str, Any]) -> Any:
+    """GenerationSettings from the mirrored extract options (paper sampling settings by default)."""
+    try:
+        from .extract import settings_from_options
+    except ImportError:
+        return None
+    return settings_from_options(**generation) if generation else None
+
+
+COMMANDS = [audit_cmd]

@@ -1,0 +1,146 @@
+"""Audit logic on a small synthetic reference whose lineage and geometry are known.
+
+Families alpha..delta: a base, a chat fine-tune (moderate distance) and, for alpha and beta, a quantized copy
+(tiny distance). The relation model is fitted on these records exactly as a real reference's is.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hf_dna.audit import Declared, audit, judge, relation_distances
+from hf_dna.calibrate import RelationModel
+from hf_dna.errors import IncompatibleRecordsError, InvalidInputError
+from hf_dna.record import DNARecord, write_records
+from hf_dna.reference import ReferenceStore
+
+DIM = 16
+FAMILIES = ("alpha", "beta", "gamma", "delta", "eps")
+
+
+def make_record(model_id: str, vector: np.ndarray, probe_hash: str = "h" * 64, **kw) -> DNARecord:
+    return DNARecord(model_id=model_id, dna=vector.tolist(), probe_set="synthetic", probe_hash=probe_hash,
+                     n_probes=8, encoder="enc", projection_seed=42, projection="p", **kw)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(store dir, base vectors by family) of a synthetic reference with calibration fitted on it."""
+    rng = np.random.default_rng(0)
+    bases = {fam: rng.normal(size=DIM) for fam in FAMILIES}
+    records, lineage = [], {}
+    for fam, base in bases.items():
+        members = {f"org/{fam}-base": (base, "", "base"),
+                   f"org/{fam}-chat": (base + rng.normal(scale=0.35, size=DIM), f"org/{fam}-base", "finetune"),
+                   f"org/{fam}-chat2": (base + rng.normal(scale=0.35, size=DIM), f"org/{fam}-base", "finetune")}
+        if fam in ("alpha", "beta", "gamma"):
+            members[f"org/{fam}-q4"] = (base + rng.normal(scale=0.02, size=DIM), f"org/{fam}-base", "quantized")
+        for mid, (vec, parent, rel) in members.items():
+            records.append(make_record(mid, vec))
+            lineage[mid] = {"model_id": mid, "family": fam, "parent": parent, "relation": rel,
+                            "confidence": "high", "note": ""}
+    calibration = RelationModel.fit(records, lineage).to_dict()
+    directory = tmp_path_factory.mktemp("ref")
+    ReferenceStore.create(directory, records, lineage=lineage, calibration=calibration)
+    return directory, bases
+
+
+@pytest.fixture()
+def store(world):
+    return ReferenceStore.load(world[0])
+
+
+def query(world, fam: str, scale: float = 0.35, model_id: str = "someone/new-model") -> DNARecord:
+    rng = np.random.default_rng(FAMILIES.index(fam) + int(scale * 1000))
+    return make_record(model_id, world[1][fam] + rng.normal(scale=scale, size=DIM))
+
+
+def codes(verdict) -> list[str]:
+    return [f.code for f in verdict.flags]
+
+
+def test_planted_undeclared_base_is_flagged(world, store):
+    verdict = judge("someone/new-model", query(world, "alpha"), Declared(), store)
+    assert codes(verdict) == ["undeclared-base"]
+    flag = verdict.flags[0]
+    assert flag.evidence["relatives"][0]["family"] == "alpha"
+    assert "org/alpha-base" in flag.evidence["suggested_base_models"] + [r["model_id"] for r in flag.evidence["relatives"]]
+    assert verdict.nearest[0].family == "alpha" and verdict.nearest[0].probability >= 0.5
+    assert flag.evidence["relatives"][0]["decided_by"]  # which evidence moved the probability
+
+
+def test_honest_card_is_clean(world, store):
+    verdict = judge("someone/new-model", query(world, "beta"), Declared(["org/beta-base"], "finetune", "card", True), store)
+    assert verdict.flags == [] and verdict.verdict == "clean"
+
+
+def test_wrong_declared_base_is_unsupported(world, store):
+    verdict = judge("someone/new-model", query(world, "gamma"), Declared(["org/delta-base"], None, "card"), store)
+    assert "unsupported-base" in codes(verdict)
+    flag = next(f for f in verdict.flags if f.code == "unsupported-base")
+    assert flag.evidence["declared_base"]["model_id"] == "org/delta-base"
+    assert flag.evidence["declared_base"]["probability"] < 0.5
+    assert "undeclared-base" in codes(verdict)  # and the real (gamma) relative is named
+
+
+def test_declared_base_missing_from_reference_is_a_note(world, store):
+    verdict = judge("someone/new-model", query(world, "beta"), Declared(["org/beta-base", "elsewhere/x"], None, "card"),
+                    store)
+    assert "unsupported-base" not in codes(verdict)
+    assert any("elsewhere/x" in note and "not in the reference" in note for note in verdict.notes)
+
+
+def test_descendants_and_self_are_not_flagged(store):
+    base = next(r for r in store.records if r.model_id == "org/alpha-base")
+    verdict = judge("org/alpha-base", base, Declared(), store)
+    assert "org/alpha-base" not in [n.model_id for n in verdict.nearest]
+    assert verdict.nearest[0].family == "alpha"  # its own descendants are its nearest ...
+    assert verdict.flags == []  # ... but they name it as parent: not an undeclared base
+
+
+def test_no_base_declared_with_derived_relation(world, store):
+    verdict = judge("x/y", query(world, "eps"), Declared([], "finetune", "card", True), store)
+    assert "no-base-declared" in codes(verdict)
+
+
+def test_wrong_relation_from_reference_pairs(world, store):
+    groups = relation_distances(store)
+    assert len(groups["quantized"]) == 3 and len(groups["trained"]) == 10
+    far = query(world, "alpha", scale=0.35)
+    verdict = judge("x/q", far, Declared(["org/alpha-base"], "quantized", "card", True), store)
+    assert codes(verdict) == ["wrong-relation"]
+    assert verdict.flags[0].evidence["p_quantized"] < 0.5
+    near = query(world, "alpha", scale=0.02)
+    assert judge("x/q", near, Declared(["org/alpha-base"], "quantized", "card", True), store).flags == []
+    inferred = judge("x/q", far, Declared(["org/alpha-base"], "quantized", "card", False), store)
+    assert inferred.flags == []  # an inferred relation is not the card's claim
+
+
+def test_verdict_json_keys(world, store):
+    data = judge("someone/new-model", query(world, "alpha"), Declared(), store, k=3).to_dict()
+    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes"]
+    assert set(data["declared"]) == {"base_models", "relation", "source"}
+    assert len(data["nearest"]) == 3 and set(data["nearest"][0]) == {"model_id", "distance", "probability", "family"}
+    assert set(data["flags"][0]) == {"code", "message", "evidence"}
+    assert data["record"]["model_id"] == "someone/new-model"
+    json.dumps(data)  # serialisable as it is
+
+
+def test_audit_offline_with_cli_base_and_record_reuse(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = write_records([query(world, "alpha")], tmp_path / "m.dna.json")
+    verdict = audit("api/model", reference=str(world[0]), record=str(path))
+    assert verdict.declared.source == "none" and codes(verdict) == ["undeclared-base"]
+    assert any("HF_HUB_OFFLINE" in note for note in verdict.notes)
+    declared = audit("api/model", reference=str(world[0]), record=str(path), base_models=["org/alpha-base"])
+    assert declared.declared.source == "cli" and declared.flags == []
+
+
+def test_audit_refuses_incompatible_record(world, tmp_path):
+    path = write_records([make_record("m", np.ones(DIM), probe_hash="x" * 64)], tmp_path / "m.dna.json")
+    with pytest.raises(IncompatibleRecordsError):
+        audit("m", reference=str(world[0]), record=str(path), base_models=["org/alpha-base"])
+    with pytest.raises(InvalidInputError):
+        audit("m", reference=str(world[0]), record=str(path), relation="cousin")
