@@ -43,29 +43,11 @@ def format_text(verdict: dict[str, Any]) -> str:
 
 
 def format_markdown(verdict: dict[str, Any]) -> str:
-    """The card-section-like report (the publish template when available)."""
-    try:
-        from ..publish import render_section
-    except ImportError:
-        render_section = None
-    if render_section is not None:
-        return render_section(verdict)
-    declared = verdict["declared"]
-    out = [f"## hf-dna lineage audit: `{verdict['model']}`", "",
-           f"**Verdict: {verdict['verdict']}**", "",
-           f"Declared base: {', '.join(f'`{b}`' for b in declared['base_models']) or 'none'}"
-           f" (relation: {declared['relation'] or '-'}, from {declared['source']})", "",
-           "| nearest reference model | P(related) | cosine distance | family |", "|---|---|---|---|"]
-    out += [f"| `{n['model_id']}` | {n['probability']:.3f} | {n['distance']:.4f} | {n['family'] or '?'} |"
-            for n in verdict["nearest"]]
-    if verdict["flags"]:
-        out += ["", "### Flags", ""] + [f"- **{f['code']}**: {f['message']}" for f in verdict["flags"]]
-    if verdict["notes"]:
-        out += ["", "### Notes", ""] + [f"- {note}" for note in verdict["notes"]]
-    rec = verdict["record"]
-    out += ["", f"<sub>DNA: {rec['probe_set']} ({rec['n_probes']} probes), {rec['encoder']}, dim {rec['dim']}, "
-                f"hf-dna {rec['hf_dna_version']}</sub>"]
-    return "\n".join(out)
+    """The model-card section hf-dna would publish (`hf_dna.publish` template), then the audit's notes."""
+    from ..publish import render_card_section
+
+    notes = "".join(f"- {note}\n" for note in verdict["notes"])
+    return render_card_section(verdict) + (f"\nNotes:\n\n{notes}" if notes else "")
 
 
 def format_github(verdict: dict[str, Any], fail_on: set[str]) -> str:
@@ -117,9 +99,9 @@ def _generation_options(func):
               "Default: the embedded reference built with the same probes.")
 @click.option("--probes", metavar="NAME|FILE", default=None,
               help="Probe set (default: the reference's, else the embedded default paper600:100).")
-@click.option("--responses", type=click.Path(exists=True, dir_okay=False),
+@click.option("--responses", metavar="FILE",
               help="Use these responses (JSONL/parquet/llm-dna responses.json) instead of running the model.")
-@click.option("--record", "record_path", type=click.Path(exists=True),
+@click.option("--record", "record_path", metavar="FILE",
               help="Reuse an existing DNA record (from `hf-dna extract`) instead of computing one.")
 @click.option("--base-model", "base_models", multiple=True, metavar="ID",
               help="Declared base model (repeatable); overrides the model card. For models not on the Hub.")
