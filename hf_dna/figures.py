@@ -30,8 +30,8 @@ def family_colours(families: list[str]) -> dict[str, tuple]:
         if fam and fam != UNKNOWN:
             counts[fam] = counts.get(fam, 0) + 1
     ranked = sorted(counts, key=lambda f: (-counts[f], f))[:MAX_COLOURED_FAMILIES]
-    cmap = plt.get_cmap("tab20")
-    colours = {fam: cmap(i % 20) for i, fam in enumerate(ranked)}
+    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("tab20").colors)[1::2]
+    colours = {fam: (*palette[i % len(palette)][:3], 1.0) for i, fam in enumerate(ranked)}
     colours[OTHER] = (0.6, 0.6, 0.6, 1.0)
     colours[UNKNOWN] = (0.8, 0.8, 0.8, 1.0)
     return colours

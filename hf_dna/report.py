@@ -117,7 +117,7 @@ def entry_from_verdict(verdict: dict[str, Any], store=None) -> ReportEntry:
         model=str(verdict["model"]), declared=dict(verdict.get("declared") or {}),
         nearest=list(verdict.get("nearest") or []), flags=list(verdict.get("flags") or []),
         verdict=verdict.get("verdict"), record=record, notes=list(verdict.get("notes") or []),
-        error=None if record else "the verdict carries no DNA record",
+        error=None if record or verdict.get("verdict") else "the verdict carries no DNA record",
     )
     _assign_family(entry, store)
     return entry
@@ -186,11 +186,7 @@ def org_models(org: str, token: str | None = None) -> list[str]:
     """The model ids an org or user owns on the Hub (through `hf_dna.hub`)."""
     from .hub import list_models
 
-    try:
-        models = list_models(org, token=token)
-    except TypeError:  # list_models(author) without a token parameter
-        models = list_models(org)
-    return [m if isinstance(m, str) else getattr(m, "id", None) or m["id"] for m in models]
+    return list_models(org, token=token)
 
 
 def read_verdicts(paths: list[str], store=None) -> list[ReportEntry]:
@@ -272,6 +268,7 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(dirs), autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["evidence"] = _evidence_text
+    env.filters["oneline"] = lambda text: " ".join(str(text).split())
     env.filters["pct"] = lambda p: "" if p is None else f"{100 * float(p):.0f}%"
     return env
 
