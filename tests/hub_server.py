@@ -354,8 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
         repo_id = f"{org or self.user['name']}/{name}"
         self.hub.check_write(repo_id, self.user)
         with self.hub.lock:
-            if (repo_type, repo_id) in self.hub.repos:
-                raise HubError(409, f"You already created this {repo_type} repo")
+            if (repo_type, repo_id) in self.hub.repos:  # the real Hub also returns the url with the 409
+                return self._json({"error": f"You already created this {repo_type} repo",
+                                   "url": f"{self._base()}/{PREFIX[repo_type]}{repo_id}"}, 409)
             repo = HubRepo(repo_id, repo_type, private=payload.get("visibility") == "private" or bool(payload.get("private")))
             repo.commit({".gitattributes": GITATTRIBUTES}, "initial commit")
             self.hub.repos[(repo_type, repo_id)] = repo
