@@ -1,0 +1,222 @@
+"""Flag precision/recall of `hf-dna audit` on planted model cards, leave-one-model-out over a reference store.
+
+For every labelled (high/medium confidence) model M of the store: M is removed from the reference, the relation
+model is refitted on the rest (so M's own pairs never calibrate its verdict), and M's real DNA is audited with
+three planted cards:
+
+- ``honest``: the card declares M's real parent(s) and relation (nothing for base models) -> expect no flag;
+- ``omit``: a derived model (finetune/quantized/merge/...) whose card declares nothing, where the reference holds
+  at least one relative of M that is not M's descendant -> expect ``undeclared-base``;
+- ``wrong``: the card names a base model of another family, present in the reference -> expect
+  ``unsupported-base`` (``undeclared-base`` is then also right when M has relatives in the reference).
+
+Peer run: the same protocol with the records stripped of their extra evidence vectors (the paper's DNA alone).
+
+Usage: python bench/audit_eval.py [STORE_DIR ...] [--peer/--no-peer] [--json OUT] [--results bench/RESULTS.md]
+(default: every embedded store under hf_dna/data/reference/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hf_dna.audit import DERIVED_RELATIONS, FLAG_CODES, Declared, judge  # noqa: E402
+from hf_dna.calibrate import RelationModel  # noqa: E402
+from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
+
+GOOD = ("high", "medium")
+SECTION = "audit-eval"
+
+
+def parents_of(info: dict) -> list[str]:
+    return [p.strip() for p in (info.get("parent") or "").split(";") if p.strip()]
+
+
+def planted_cards(store: ReferenceStore, model_id: str, rng: np.random.Generator) -> dict[str, tuple[Declared, set]]:
+    """card name -> (declared lineage, expected flag codes) for one held-out model."""
+    info = store.lineage(model_id) or {}
+    family, relation = info.get("family", ""), info.get("relation", "")
+    others = [r.model_id for r in store.records if r.model_id != model_id]
+    fam = {m: (store.lineage(m) or {}) for m in others}
+    descendants = {m for m in others if model_id in parents_of(fam[m])}
+    relatives = [m for m in others if fam[m].get("family") == family and m not in descendants]
+    derived = relation in DERIVED_RELATIONS and parents_of(info)
+    cards = {}
+    if derived:
+        cards["honest"] = (Declared(parents_of(info), relation, "card", True), set())
+    elif relation == "base":
+        cards["honest"] = (Declared(), set())
+    if derived and relatives:
+        cards["omit"] = (Declared(), {"undeclared-base"})
+    strangers = [m for m in others if fam[m].get("family") not in ("", family, "unknown")
+                 and fam[m].get("confidence") in GOOD]
+    roots = [m for m in strangers if fam[m].get("relation") == "base"] or strangers
+    if roots:
+        wrong = roots[int(rng.integers(len(roots)))]
+        expected = {"unsupported-base"} | ({"undeclared-base"} if relatives else set())
+        cards["wrong"] = (Declared([wrong], None, "card", False), expected)
+    return cards
+
+
+def strip_evidence(store: ReferenceStore) -> ReferenceStore:
+    records = [replace(r, evidence={}) for r in store.records]
+    return ReferenceStore(records, config=store.config, lineage=store.lineage_table, calibration=None)
+
+
+def evaluate(store: ReferenceStore, seed: int = 0) -> dict:
+    """Run every planted card of every labelled model; returns per-card outcomes and summary metrics."""
+    rng = np.random.default_rng(seed)
+    labelled = [r for r in store.records if (store.lineage(r.model_id) or {}).get("confidence") in GOOD
+                and (store.lineage(r.model_id) or {}).get("family") not in ("", "unknown")]
+    outcomes, t_fit, t_judge = [], 0.0, 0.0
+    for record in labelled:
+        rest = [r for r in store.records if r.model_id != record.model_id]
+        t0 = time.perf_counter()
+        calibration = RelationModel.fit(rest, store.lineage_table).to_dict()
+        held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
+        t_fit += time.perf_counter() - t0
+        info = store.lineage(record.model_id) or {}
+        for card, (declared, expected) in planted_cards(store, record.model_id, rng).items():
+            t0 = time.perf_counter()
+            verdict = judge(record.model_id, record, declared, held_out)
+            t_judge += time.perf_counter() - t0
+            fired = [f.code for f in verdict.flags]
+            undeclared = next((f for f in verdict.flags if f.code == "undeclared-base"), None)
+            top_family = undeclared.evidence["relatives"][0]["family"] if undeclared else None
+            outcomes.append({"model": record.model_id, "card": card, "confidence": info.get("confidence"),
+                             "relation": info.get("relation"), "family": info.get("family"),
+                             "declared": declared.base_models, "expected": sorted(expected), "fired": fired,
+                             "undeclared_names_right_family": top_family == info.get("family") if top_family else None,
+                             "nearest": [(n.model_id, n.probability) for n in verdict.nearest[:3]]})
+    return {"outcomes": outcomes, "summary": summarise(outcomes), "n_models": len(store.records),
+            "n_labelled": len(labelled), "fit_s": t_fit, "judge_ms": 1000 * t_judge / max(len(outcomes), 1)}
+
+
+def summarise(outcomes: list[dict]) -> dict:
+    """Recall per card type, precision per flag code, false flags on honest cards."""
+    out: dict = {"cards": {}, "codes": {}}
+    for card in ("honest", "omit", "wrong"):
+        rows = [o for o in outcomes if o["card"] == card]
+        if card == "honest":
+            hit = [not o["fired"] for o in rows]
+        else:
+            hit = [bool(set(o["expected"]) & set(o["fired"])) for o in rows]
+        main = {"omit": "undeclared-base", "wrong": "unsupported-base"}.get(card)
+        main_hit = [main in o["fired"] for o in rows] if main else hit
+        out["cards"][card] = {"n": len(rows), "as_expected": float(np.mean(hit)) if rows else float("nan"),
+                              "main_flag_rate": float(np.mean(main_hit)) if rows else float("nan")}
+    honest = [o for o in outcomes if o["card"] == "honest"]
+    for conf in ("high", "medium"):
+        rows = [o for o in honest if o["confidence"] == conf]
+        out["cards"]["honest"][f"false_undeclared_{conf}"] = sum("undeclared-base" in o["fired"] for o in rows)
+        out["cards"]["honest"][f"n_{conf}"] = len(rows)
+    for split, rows in (("derived", [o for o in honest if o["declared"]]), ("base", [o for o in honest if not o["declared"]])):
+        out["cards"]["honest"][f"false_any_{split}"] = sum(bool(o["fired"]) for o in rows)
+        out["cards"]["honest"][f"n_{split}"] = len(rows)
+    for code in FLAG_CODES:
+        fired = [o for o in outcomes if code in o["fired"]]
+        expected = [o for o in outcomes if code in o["expected"]]
+        tp = sum(code in o["expected"] for o in fired)
+        out["codes"][code] = {"fired": len(fired), "expected": len(expected),
+                              "precision": tp / len(fired) if fired else float("nan"),
+                              "recall": sum(code in o["fired"] for o in expected) / len(expected) if expected else float("nan")}
+    named = [o["undeclared_names_right_family"] for o in outcomes if o["card"] == "omit" and o["undeclared_names_right_family"] is not None]
+    out["omit_flag_names_right_family"] = float(np.mean(named)) if named else float("nan")
+    return out
+
+
+def table(results: dict[str, dict]) -> str:
+    """Markdown table: one row per (store, evidence) run."""
+    head = ("| store | evidence | models (labelled) | honest: no flag | false undeclared-base on honest (high / medium) "
+            "| omit -> undeclared-base (recall) | ...names right family | wrong -> unsupported-base (recall) "
+            "| undeclared-base precision | unsupported-base precision | judge ms/card |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, res in results.items():
+        s = res["summary"]
+        c, k = s["cards"], s["codes"]
+        rows.append(
+            f"| {name.split(' [')[0]} | {name.split(' [')[1].rstrip(']')} "
+            f"| {res['n_models']} ({res['n_labelled']}) "
+            f"| {c['honest']['as_expected']:.2f} (n={c['honest']['n']}) "
+            f"| {c['honest']['false_undeclared_high']}/{c['honest']['n_high']} / "
+            f"{c['honest']['false_undeclared_medium']}/{c['honest']['n_medium']} "
+            f"| {c['omit']['main_flag_rate']:.2f} (n={c['omit']['n']}) | {s['omit_flag_names_right_family']:.2f} "
+            f"| {c['wrong']['main_flag_rate']:.2f} (n={c['wrong']['n']}) "
+            f"| {k['undeclared-base']['precision']:.2f} | {k['unsupported-base']['precision']:.2f} "
+            f"| {res['judge_ms']:.1f} |")
+    return "\n".join(rows)
+
+
+def write_section(path: Path, body: str, section: str = SECTION) -> None:
+    """Replace (or append) this script's section of RESULTS.md, between markers; other sections stay."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    from hf_dna._io import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def hardware() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} vCPU (shared, load {load:.1f}), CPU only"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stores", nargs="*", help="store dirs (default: the embedded ones)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the DNA-only peer run")
+    parser.add_argument("--json", default="bench/out/audit_eval.json")
+    parser.add_argument("--results", default="bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    dirs = [Path(d) for d in args.stores] or default_store_dirs()
+    results: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    for directory in dirs:
+        store = ReferenceStore.load(directory)
+        name = f"{store.config.get('probe_set')} ({store.config.get('n_probes')} probes)"
+        runs = [("all evidence", store)] + ([] if args.no_peer else [("DNA only (peer)", strip_evidence(store))])
+        for label, variant in runs:
+            t0 = time.perf_counter()
+            res = evaluate(variant)
+            res["wall_s"] = time.perf_counter() - t0
+            results[f"{name} [{label}]"] = res
+            s = res["summary"]
+            print(f"{name} [{label}]: {res['n_labelled']} labelled, honest ok {s['cards']['honest']['as_expected']:.2f}, "
+                  f"omit recall {s['cards']['omit']['main_flag_rate']:.2f}, wrong recall "
+                  f"{s['cards']['wrong']['main_flag_rate']:.2f}, false undeclared (high) "
+                  f"{s['cards']['honest']['false_undeclared_high']}, {res['wall_s']:.0f}s", flush=True)
+        if not args.no_peer:
+            full, peer = results[f"{name} [all evidence]"], results[f"{name} [DNA only (peer)]"]
+            ratio = (full["summary"]["cards"]["omit"]["main_flag_rate"]
+                     / max(peer["summary"]["cards"]["omit"]["main_flag_rate"], 1e-9))
+            print(f"{name}: omit recall ratio all-evidence / DNA-only = {ratio:.2f}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    body = (f"## Audit flags on planted cards (bench/audit_eval.py)\n\n"
+            f"Leave-one-model-out over each embedded reference: the held-out model leaves the reference and the "
+            f"relation model is refitted without it. Cards: honest (true parent + relation; nothing for bases), "
+            f"omit (derived model, nothing declared, a relative in the reference), wrong (a base of another "
+            f"family). Hardware: {hardware()}; total {time.perf_counter() - t_all:.0f} s.\n\n{table(results)}\n")
+    write_section(Path(args.results), body)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
