@@ -19,7 +19,9 @@ import csv
 import io
 import json
 import os
+import random
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,12 +168,10 @@ class ReferenceStore:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != matrix.shape[1]:
             raise IncompatibleRecordsError(f"vector has dim {query.shape[0]}, the reference store has dim {matrix.shape[1]}")
-        dots = matrix @ query
-        query_norm = float(np.linalg.norm(query))
-        if metric == "cosine":
-            denominator = np.maximum(self._norms * query_norm, np.finfo(np.float32).tiny)
-            return 1.0 - dots / denominator
-        return np.sqrt(np.maximum(self._norms ** 2 - 2.0 * dots + query_norm ** 2, 0.0))
+        if metric == "euclidean":  # direct differences: the |a|^2 - 2ab + |b|^2 shortcut loses close pairs in float32
+            return np.linalg.norm(matrix - query, axis=1)
+        denominator = np.maximum(self._norms * float(np.linalg.norm(query)), np.finfo(np.float32).tiny)
+        return 1.0 - (matrix @ query) / denominator
 
     def nearest(self, vector: np.ndarray | list[float], k: int = 10, exclude: Iterable[str] = (),
                 metric: str = "cosine") -> list[tuple[DNARecord, float]]:
@@ -344,7 +344,8 @@ def push(store_or_records: ReferenceStore | Iterable[DNARecord], repo_id: str, t
             f", replace {len(result.replaced)}" if result.replaced else "")
         try:
             commit = hub.commit_files(repo_id, files, summary, repo_type="dataset", token=token, parent_commit=head)
-        except StaleParentError:
+        except StaleParentError:  # somebody else committed meanwhile: back off a little, re-read, re-plan
+            time.sleep(random.uniform(0, min(0.05 * 2 ** attempt, 1.0)))
             continue
         result.sha, result.committed = commit.sha, True
         return result

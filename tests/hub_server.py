@@ -108,6 +108,7 @@ class HubServer:
         self.repos: dict[tuple[str, str], HubRepo] = {}
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []  # (method, path) log, for tests
+        self.stale_commits = 0  # commits refused because parentCommit was not the head (412)
         self._httpd: ThreadingHTTPServer | None = None
         self._pr_counter = itertools.count(1)
 
@@ -389,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             base = self._commit_of(repo, revision)
             parent = header.get("parentCommit")
             if parent and parent != base.sha:
+                self.hub.stale_commits += 1
                 raise HubError(412, "A commit has happened since. Please refresh and try again.")
             files = dict(base.files)
             for item in lines:
