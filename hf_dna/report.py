@@ -176,8 +176,10 @@ def audit_entries(models: list[str], *, reference=None, store=None, records: lis
             kwargs = {"record": record} if record is not None else {}
             verdict = audit(model, reference=reference, token=token, **kwargs)
             entries.append(entry_from_verdict(verdict.to_dict(), store))
-        except HfDnaError as err:
-            entry = ReportEntry(model=model, record=None, error=f"audit failed: {err}")
+        except HfDnaError as err:  # keep a given DNA on the map even when its audit failed
+            entry = ReportEntry(model=model, record=record, error=f"audit failed: {err}")
+            if record is not None:
+                _assign_family(entry, store)
             entries.append(entry)
     return entries
 
@@ -310,13 +312,25 @@ def verdict_markdown(verdict: dict[str, Any]) -> str:
     return env.get_template("report.md.j2").render(report=report, images={}, single=True)
 
 
+def check_output_dir(out_dir: str | os.PathLike) -> None:
+    """Raise a one-line `InvalidInputError` unless `out_dir` is (or can be created as) a writable directory."""
+    out = Path(out_dir).absolute()
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not existing.is_dir():
+        reason = "it is a file" if existing == out else f"{existing} is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is not writable"
+    else:
+        return
+    raise InvalidInputError(f"cannot write the report to {out_dir}: {reason}")
+
+
 def write_report(report: Report, out_dir: str | os.PathLike) -> list[Path]:
     """Write report.html, report.md, report.json, the PNG figures and tree.nwk into `out_dir` (atomically)."""
     out = Path(out_dir)
+    check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "Permission denied")
     except OSError as err:
         raise InvalidInputError(f"cannot write the report to {out}: {err.strerror or err}") from None
     files: dict[str, bytes] = {f"{name}.png": png for name, png in report.figures.items()}

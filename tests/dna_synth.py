@@ -24,13 +24,18 @@ def family_records(n_families: int = 3, per_family: int = 4, dim: int = 32, nois
     return records, families
 
 
-def make_store(directory: Path, records: list[DNARecord], families: dict[str, str]) -> Path:
-    """A reference store dir (hf-dna.json, data/**.parquet, lineage.csv) holding `records`."""
+def make_store(directory: Path, records: list[DNARecord], families: dict[str, str], calibrate: bool = False) -> Path:
+    """A reference store dir (hf-dna.json, data/**.parquet, lineage.csv[, calibration.json]) holding `records`."""
     from hf_dna.reference import ReferenceStore
 
     lineage = {m: {"model_id": m, "family": fam, "parent": "", "relation": "base", "confidence": "high", "note": ""}
-               for m, fam in families.items()}
-    ReferenceStore.create(directory, records, lineage=lineage)
+               for m, fam in families.items() if any(r.model_id == m for r in records)}
+    calibration = None
+    if calibrate:
+        from hf_dna.calibrate import RelationModel
+
+        calibration = RelationModel.fit(records, lineage).to_dict()
+    ReferenceStore.create(directory, records, lineage=lineage, calibration=calibration)
     return directory
 
 

@@ -18,7 +18,7 @@ from ..tree import METHODS
               help="DNA record file(s) to audit and include (JSON/parquet; repeatable).")
 @click.option("--verdicts", "verdict_files", multiple=True, metavar="FILE",
               help="Saved verdicts (`hf-dna audit --format json` output) to include as they are (repeatable).")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+@click.option("-o", "--output", "out_dir", required=True, metavar="DIR",
               help="Directory for report.html, report.md, report.json, the PNG figures and tree.nwk.")
 @click.option("--method", type=click.Choice(METHODS), default="upgma", show_default=True, help="Tree method.")
 @click.option("--title", default=None, help="Report title (default names the org / reference).")
@@ -39,8 +39,14 @@ def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, 
 
     if org and models:
         raise InvalidInputError("give either --org or MODEL ids, not both")
+    rpt.check_output_dir(out_dir)  # fail before any audit runs
     subjects = bool(org or models or record_files or verdict_files)
-    needs_store = bool(reference) or not subjects or bool(org or models or record_files)
+    model_ids = list(models)
+    if org:
+        model_ids = rpt.org_models(org, token=token)
+        if not model_ids:
+            raise InvalidInputError(f"{org} has no models on the Hub: nothing to report")
+    needs_store = bool(reference) or not subjects or bool(model_ids or record_files)
     store = _load_store(reference, required=needs_store)
     ref_name = (reference or "default") if store is not None else None
     entries = []
@@ -48,11 +54,6 @@ def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, 
         entries = rpt.entries_from_reference(store)
         title = title or f"hf-dna lineage report: reference {ref_name}"
     else:
-        model_ids = list(models)
-        if org:
-            model_ids = rpt.org_models(org, token=token)
-            if not model_ids:
-                raise InvalidInputError(f"{org} has no models on the Hub: nothing to report")
         records = [rec for path in record_files for rec in read_records(path)]
         if model_ids or records:
             entries += rpt.audit_entries(model_ids, reference=store, store=store, records=records, token=token,
