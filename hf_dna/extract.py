@@ -1,0 +1,73 @@
+"""Model (or its responses) -> `DNARecord`: generate, embed, project.
+
+``created_at`` follows ``$SOURCE_DATE_EPOCH`` when set (the reproducible-builds convention), so two runs with
+the same inputs write byte-identical files.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
+from .embed import DEFAULT_ENCODER, Encoder, load_encoder
+from .errors import InvalidInputError
+from .generate import GenerationSettings, Responses, generate_responses, read_responses_file, torch_threads
+from .probes import ProbeSet, load_probe_set
+from .record import DNARecord
+
+
+def _created_at() -> dict[str, str]:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return {}
+    return {"created_at": datetime.fromtimestamp(int(epoch), timezone.utc).isoformat()}
+
+
+def _encoder(encoder: str | Encoder | None) -> Encoder:
+    if isinstance(encoder, Encoder):
+        return encoder
+    return load_encoder(encoder or DEFAULT_ENCODER)
+
+
+def dna_from_texts(model_id: str, texts: list[str], probe_set: ProbeSet, *, dim: int = DEFAULT_DIM,
+                   seed: int = DEFAULT_SEED, encoder: str | Encoder | None = None, revision: str = "local",
+                   generation: dict[str, Any] | None = None) -> DNARecord:
+    """Embed one response per probe (in probe order) and project to a `dim`-d DNA record."""
+    if len(texts) != len(probe_set):
+        raise InvalidInputError(f"{model_id}: {len(texts)} responses for {len(probe_set)} probes of {probe_set.name}")
+    enc = _encoder(encoder)
+    with torch_threads():
+        embeddings = enc.encode(list(texts))
+    return DNARecord(model_id=model_id, dna=project(embeddings, dim=dim, seed=seed).tolist(), probe_set=probe_set.name,
+                     probe_hash=probe_set.hash, n_probes=len(probe_set), encoder=enc.name,
+                     encoder_revision=enc.revision, projection_seed=seed, projection=PROJECTION, revision=revision,
+                     generation=dict(generation or {}), **_created_at())
+
+
+def record_from_responses(responses: Responses, probe_set: ProbeSet, *, dim: int = DEFAULT_DIM,
+                          seed: int = DEFAULT_SEED, encoder: str | Encoder | None = None) -> DNARecord:
+    """`dna_from_texts` for a `Responses`."""
+    return dna_from_texts(responses.model_id, responses.texts, probe_set, dim=dim, seed=seed, encoder=encoder,
+                          revision=responses.revision, generation=responses.generation)
+
+
+def as_probe_set(probes: str | ProbeSet) -> ProbeSet:
+    return probes if isinstance(probes, ProbeSet) else load_probe_set(probes)
+
+
+def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str | None = None,
+            settings: GenerationSettings | None = None, dim: int = DEFAULT_DIM, seed: int = DEFAULT_SEED,
+            encoder: str | Encoder = DEFAULT_ENCODER, revision: str | None = None, token: str | None = None,
+            cache_dir: str | None = None, progress: bool = True, gguf_file: str | None = None,
+            use_cache: bool = True) -> DNARecord:
+    """The DNA of `model`: from its `responses` file when given, else generated (cached) with `settings`."""
+    probe_set = as_probe_set(probes)
+    if responses is not None:
+        answers = read_responses_file(responses, probe_set, model_id=model)
+        answers.model_id = model
+    else:
+        answers = generate_responses(model, probe_set, settings, revision=revision, token=token,
+                                     cache_dir=cache_dir, gguf_file=gguf_file, progress=progress,
+                                     use_cache=use_cache)
+    return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder)
