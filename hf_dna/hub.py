@@ -238,7 +238,7 @@ TOKENIZER_MAX_BYTES = 40_000_000
 class ModelMetadata:
     """What a model's card, tags and files *declare* about it, plus cheap static evidence.
 
-    `base_model_sources` says where each declared base came from (card, tags, adapter_config, gguf).
+    `base_model_sources` maps each declared base to where it was found: card, tags, adapter_config, gguf.
     A malformed card YAML does not raise: it lands in `warnings` and the other sources are still used.
     """
 
@@ -434,8 +434,8 @@ def _build_metadata(meta: ModelMetadata, readme: str | None, config: dict | None
         sources["adapter_config"] = [adapter["base_model_name_or_path"]]
     if gguf_header:
         sources["gguf"] = gguf_base_models(gguf_header)
-    meta.base_model_sources = {k: v for k, v in sources.items() if v}
-    meta.base_models = list(dict.fromkeys(b for v in meta.base_model_sources.values() for b in v))
+    meta.base_models = list(dict.fromkeys(b for bases in sources.values() for b in bases))
+    meta.base_model_sources = {b: [name for name, bases in sources.items() if b in bases] for b in meta.base_models}
 
     relation = card.get("base_model_relation")
     if relation is not None and relation not in RELATIONS:

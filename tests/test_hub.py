@@ -52,7 +52,7 @@ def test_card_with_single_base_model(local_hub):
     meta = hub.model_metadata(repo_id)
     assert meta.base_models == ["org/base"]
     assert meta.base_model_relation == "finetune" and meta.relation_declared is False
-    assert meta.base_model_sources == {"card": ["org/base"], "tags": ["org/base"]}
+    assert meta.base_model_sources == {"org/base": ["card", "tags"]}
     assert "base_model:finetune:org/base" in meta.tags and meta.pipeline_tag == "text-generation"
 
 
@@ -75,7 +75,7 @@ def test_adapter_config_base(local_hub):
                                    files={"adapter_config.json": json.dumps({"base_model_name_or_path": "org/llm"})})
     meta = hub.model_metadata(repo_id)
     assert meta.base_models == ["org/llm"] and meta.base_model_relation == "adapter"
-    assert meta.base_model_sources == {"adapter_config": ["org/llm"]}
+    assert meta.base_model_sources == {"org/llm": ["adapter_config"]}
 
 
 def test_gguf_header_read_remotely(local_hub, tmp_path):
