@@ -174,6 +174,9 @@ def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None
         where = "model card"
     notes.extend(f"{where}: {warning}" for warning in meta.warnings)
     bases = list(dict.fromkeys(meta.base_models))
+    if not bases and "README.md" not in meta.files:
+        notes.append(f"no model card in the {where}: no base declared (use --base-model)")
+        return Declared()
     if bases:
         sources = ", ".join(f"{b} ({'/'.join(meta.base_model_sources.get(b, [])) or 'card'})" for b in bases)
         notes.append(f"declared base read from the {where}: {sources}")

@@ -90,3 +90,59 @@ def test_publish_pr_shows_up_in_discussions(world, alpha_like, local_hub):  # no
     assert len(prs) == 1
     card = hub.read_text(repo, "README.md", revision=f"refs/pr/{prs[0]['num']}")
     assert "undeclared-base" in card and "Keep this text." in card
+
+
+TOPICS = {
+    "cats": ["The cat purrs on the sofa", "Kittens chase a ball of wool", "My cat sleeps in the sun all day"],
+    "money": ["Stocks fell as interest rates rose", "The bank raised its mortgage rates", "Investors sold bonds"],
+    "space": ["The rocket reached orbit at dawn", "Astronomers found a new exoplanet", "The moon landing was live"],
+    "food": ["Bake the bread for forty minutes", "Add salt and pepper to the soup", "Fresh pasta needs eggs"],
+    "sport": ["The striker scored in extra time", "The marathon runners crossed the line", "A tennis final in Paris"],
+}
+
+
+def topic_texts(topic: str, variant: int) -> list[str]:
+    """One response per probe (3 probes) in the voice of a 'family' (its topic), varied per model."""
+    lines = TOPICS[topic]
+    return [f"{lines[(p + variant) % 3]}. {lines[(p + 2 * variant + 1) % 3].lower()}." for p in range(3)]
+
+
+@pytest.fixture(scope="module")
+def text_reference(tmp_path_factory):
+    """A reference built with the real encoder from texts: 5 topic 'families' of 3 models, rand-en-3 probes."""
+    from hf_dna.calibrate import RelationModel
+    from hf_dna.extract import dna_from_texts
+    from hf_dna.probes import load_probe_set
+    from hf_dna.reference import ReferenceStore
+
+    probes = load_probe_set("rand-en-3")
+    records, lineage = [], {}
+    for topic in TOPICS:
+        for variant, (suffix, parent) in enumerate([("base", ""), ("chat", f"org/{topic}-base"), ("v2", f"org/{topic}-base")]):
+            mid = f"org/{topic}-{suffix}"
+            records.append(dna_from_texts(mid, topic_texts(topic, variant), probes))
+            lineage[mid] = {"model_id": mid, "family": topic, "parent": parent,
+                            "relation": "finetune" if parent else "base", "confidence": "high", "note": ""}
+    directory = tmp_path_factory.mktemp("text-ref")
+    ReferenceStore.create(directory, records, lineage=lineage, calibration=RelationModel.fit(records, lineage).to_dict())
+    return str(directory)
+
+
+def test_responses_end_to_end_on_hub_repos(text_reference, local_hub, tmp_path):
+    """--responses: DNA from a responses file, card from the (local) Hub, reference from a store dir."""
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("".join(json.dumps({"probe": p, "response": t}) + "\n"
+                                 for p, t in enumerate(topic_texts("space", 4))))
+    silent = local_hub.make_model(card={"license": "apache-2.0"})
+    honest = local_hub.make_model(card={"base_model": "org/space-base"})
+    wrong = local_hub.make_model(card={"base_model": "org/food-base"})
+    verdicts = {}
+    for name, repo in (("silent", silent), ("honest", honest), ("wrong", wrong)):
+        result = run("audit", repo, "--reference", text_reference, "--responses", str(responses), "--format", "json")
+        assert result.exit_code == 0, result.output
+        verdicts[name] = json.loads(result.stdout)
+    assert verdicts["silent"]["nearest"][0]["family"] == "space"
+    assert [f["code"] for f in verdicts["silent"]["flags"]] == ["undeclared-base"]
+    assert verdicts["honest"]["flags"] == []
+    assert {f["code"] for f in verdicts["wrong"]["flags"]} == {"unsupported-base", "undeclared-base"}
+    assert verdicts["honest"]["record"]["probe_set"] == "rand-en-3"  # probes taken from the reference's config
