@@ -255,15 +255,9 @@ class ReferenceStore:
             raise ReferenceStoreError(f"{config_file} is not valid JSON: {err}") from None
         if not isinstance(config, dict) or not {"probe_hash", "encoder", "dim"} <= config.keys():
             raise ReferenceStoreError(f"{config_file} lacks probe_hash/encoder/dim")
-        records = []
-        for file in sorted((directory / "data").rglob("*.parquet")):
-            try:
-                file_records = read_records(file)
-            except RecordFileError as err:
-                raise ReferenceStoreError(f"reference store {directory}: {err}") from None
-            for record in file_records:
-                check_against_config(record, config, f"reference store {directory} ({file.name})")
-            records += file_records
+        records = _read_record_files(sorted((directory / "data").rglob("*.parquet")), directory)
+        for record in records:
+            check_against_config(record, config, f"reference store {directory} ({record.model_id})")
         lineage = read_lineage(directory / LINEAGE_NAME) if (directory / LINEAGE_NAME).is_file() else {}
         calibration = None
         if (directory / CALIBRATION_NAME).is_file():
@@ -294,6 +288,29 @@ class ReferenceStore:
 
 
 _STORE_PATTERNS = [CONFIG_NAME, "data/**", LINEAGE_NAME, CALIBRATION_NAME, README_NAME]
+
+
+def _read_record_files(files: list[Path], directory: Path) -> list[DNARecord]:
+    """All records of a store's parquet files: one pyarrow dataset scan (fast), per file when that fails."""
+    if not files:
+        return []
+    import pyarrow.dataset as ds
+
+    template = DNARecord(model_id="x", dna=[0.0], probe_set="x", probe_hash="x", n_probes=0, encoder="x",
+                         projection_seed=0, projection="x", encoder_revision="x", declared_base_models=["x"],
+                         declared_relation="x")
+    try:
+        rows = ds.dataset([str(f) for f in files], format="parquet",
+                          schema=records_to_table([template]).schema).to_table().to_pylist()
+        return [DNARecord.from_dict(row) for row in rows]
+    except Exception:  # a file that does not fit the schema: read one by one to name it in the error
+        records = []
+        for file in files:
+            try:
+                records += read_records(file)
+            except RecordFileError as err:
+                raise ReferenceStoreError(f"reference store {directory}: {err}") from None
+        return records
 
 
 def default_store_dirs() -> list[Path]:
