@@ -133,7 +133,7 @@ def upgma(distances: np.ndarray, labels: list[str]) -> tuple[Node, np.ndarray]:
 
 
 def neighbor_joining(distances: np.ndarray, labels: list[str]) -> Node:
-    """Saitou-Nei neighbour joining (O(n^3) numpy); the unrooted result is rooted at the last join.
+    """Saitou-Nei neighbour joining (O(n^3) numpy); the unrooted result is rooted at its midpoint.
 
     Negative branch lengths (possible with non-additive distances) are clamped to 0, moving the remainder
     to the sister branch as is customary.
@@ -159,7 +159,66 @@ def neighbor_joining(distances: np.ndarray, labels: list[str]) -> Node:
         return nodes[0]
     a, b = nodes
     a.length = b.length = max(d[0, 1], 0.0) / 2.0
-    return Node(children=[a, b])
+    return midpoint_root(Node(children=[a, b]))
+
+
+def midpoint_root(root: Node) -> Node:
+    """Re-root a tree at the midpoint of its longest leaf-to-leaf path (the usual rooting for NJ trees)."""
+    nodes = list(root.walk())
+    if len(nodes) < 3:
+        return root
+    adjacent: dict[int, list[tuple[Node, float]]] = {id(n): [] for n in nodes}
+    for node in nodes:
+        for child in node.children:
+            adjacent[id(node)].append((child, child.length))
+            adjacent[id(child)].append((node, child.length))
+
+    def distances_from(start: Node) -> tuple[dict[int, float], dict[int, Node | None]]:
+        dist, prev, stack = {id(start): 0.0}, {id(start): None}, [start]
+        while stack:
+            u = stack.pop()
+            for v, length in adjacent[id(u)]:
+                if id(v) not in dist:
+                    dist[id(v)], prev[id(v)] = dist[id(u)] + length, u
+                    stack.append(v)
+        return dist, prev
+
+    leaves = [n for n in nodes if n.is_leaf]
+    first, _ = distances_from(leaves[0])
+    end_a = max(leaves, key=lambda n: first[id(n)])
+    dist, prev = distances_from(end_a)
+    end_b = max(leaves, key=lambda n: dist[id(n)])
+    half = dist[id(end_b)] / 2.0
+    lower = end_b
+    while dist[id(prev[id(lower)])] > half:
+        lower = prev[id(lower)]
+    upper = prev[id(lower)]
+    return Node(children=[_orient(lower, upper, dist[id(lower)] - half, adjacent),
+                          _orient(upper, lower, half - dist[id(upper)], adjacent)])
+
+
+def _orient(start: Node, came_from: Node, length: float, adjacent: dict[int, list[tuple[Node, float]]]) -> Node:
+    """Copy of the subtree hanging from `start` away from `came_from`, unary nodes merged into their child."""
+    top = Node(name=start.name if start.is_leaf else None, length=max(length, 0.0))
+    stack = [(start, came_from, top)]
+    while stack:
+        old, parent_old, new = stack.pop()
+        for neighbour, edge in adjacent[id(old)]:
+            if neighbour is parent_old:
+                continue
+            child = Node(name=neighbour.name if neighbour.is_leaf else None, length=edge)
+            new.children.append(child)
+            stack.append((neighbour, old, child))
+    for node in reversed(list(top.walk())):  # merge unary nodes (the old root, once re-rooted)
+        node.children = [_skip_unary(c) for c in node.children]
+    return _skip_unary(top)
+
+
+def _skip_unary(node: Node) -> Node:
+    while len(node.children) == 1:
+        only = node.children[0]
+        node = Node(name=only.name, children=only.children, length=node.length + only.length)
+    return node
 
 
 def build_tree(records: list[DNARecord], method: str = "upgma", center: bool = True) -> PhyloTree:

@@ -23,6 +23,12 @@ def test_nj_recovers_additive_tree():
     root = neighbor_joining(ADDITIVE, list("abcde"))
     assert _leaf_lengths(root) == pytest.approx({"a": 2, "b": 3, "c": 4, "d": 2, "e": 1})
     assert frozenset("ab") in root.splits() and frozenset("de") in root.splits()
+    depth = {}
+    for node in root.walk():  # midpoint rooting: the two ends of the longest path (b-c, 10) sit 5 from the root
+        for child in node.children:
+            depth[id(child)] = depth.get(id(node), 0.0) + child.length
+    leaf_depth = {n.name: depth[id(n)] for n in root.walk() if n.is_leaf}
+    assert leaf_depth["b"] == pytest.approx(5) and max(leaf_depth.values()) == pytest.approx(5)
 
 
 def test_upgma_heights_are_half_distances():

@@ -13,7 +13,7 @@ from ..tree import METHODS, build_tree
 @click.option("--reference", "reference", metavar="DIR|REPO",
               help="Build the tree over a reference store (local dir, Hub dataset repo, or 'default').")
 @click.option("--method", type=click.Choice(METHODS), default="upgma", show_default=True,
-              help="upgma: average linkage (rooted, ultrametric); nj: neighbour joining (rooted at the last join).")
+              help="upgma: average linkage (rooted, ultrametric); nj: neighbour joining (midpoint-rooted).")
 @click.option("--center/--no-center", default=True, show_default=True,
               help="Centre DNAs on their mean before cosine distances (per-probe centring; sharpens lineage).")
 @click.option("--newick", "newick_path", type=click.Path(dir_okay=False), metavar="FILE",
