@@ -138,27 +138,55 @@ def _assign_family(entry: ReportEntry, store) -> None:
         entry.family, entry.family_source = str(entry.nearest[0]["family"]), "nearest relative"
 
 
-def entries_from_reference(store, k: int = 5) -> list[ReportEntry]:
-    """One entry per reference record: its declared lineage and its k nearest other records (no audit)."""
+def entries_from_reference(store, k: int = 5, progress: bool = True) -> list[ReportEntry]:
+    """One entry per reference record, judged against the other records of the store.
+
+    With a calibrated store this is the audit's own decision (`hf_dna.audit.judge`: calibrated probabilities
+    and flags, the declared lineage taken from the store's lineage table); without one, just the k nearest
+    other records by centred cosine distance.
+    """
     records = list(store.records)
     if not records:
         raise InvalidInputError("the reference store holds no DNA records")
+    if getattr(store, "calibration", None):
+        return _judged_reference_entries(store, records, k, progress)
     labels = record_labels(records)
     distances = dna_distances(records)
     families = families_for(store, [r.model_id for r in records])
     entries = []
     for i, rec in enumerate(records):
-        lineage = _lineage(store, rec.model_id) or {}
-        parent = lineage.get("parent") or ""
-        declared = {"base_models": list(rec.declared_base_models) or ([parent] if parent else []),
-                    "relation": rec.declared_relation or lineage.get("relation") or None, "source": "reference lineage"}
         order = [j for j in np.argsort(distances[i]) if j != i][:k]
         nearest = [{"model_id": labels[j], "distance": round(float(distances[i, j]), 6), "probability": None,
                     "family": families.get(records[j].model_id, "")} for j in order]
-        entry = ReportEntry(model=labels[i], declared=declared, nearest=nearest, record=rec,
-                            notes=["in-reference view: nearest relatives among the other reference models, not audited"])
+        entry = ReportEntry(model=labels[i], declared=_reference_declared(store, rec), nearest=nearest, record=rec,
+                            notes=["uncalibrated reference: nearest other reference models by centred cosine "
+                                   "distance, no probabilities or flags"])
         entry.family, entry.family_source = families.get(rec.model_id, UNKNOWN), "reference lineage"
         entries.append(entry)
+    return entries
+
+
+def _reference_declared(store, record: DNARecord) -> dict[str, Any]:
+    lineage = _lineage(store, record.model_id) or {}
+    parents = [p.strip() for p in (lineage.get("parent") or "").split(";") if p.strip()]
+    return {"base_models": list(record.declared_base_models) or parents,
+            "relation": record.declared_relation or lineage.get("relation") or None, "source": "reference lineage"}
+
+
+def _judged_reference_entries(store, records: list[DNARecord], k: int, progress: bool) -> list[ReportEntry]:
+    from tqdm.auto import tqdm
+
+    from .audit import Declared, judge
+
+    note = "judged against the other reference models (leave-one-out; the store's calibration saw this model)"
+    entries = []
+    for rec in tqdm(records, desc="judging reference", unit="model", disable=not progress):
+        declared = _reference_declared(store, rec)
+        verdict = judge(rec.model_id, rec, Declared(base_models=declared["base_models"], relation=declared["relation"],
+                                                    source=declared["source"],
+                                                    relation_explicit=bool(declared["relation"])),
+                        store, k=k, notes=[note])
+        entries.append(entry_from_verdict(verdict.to_dict(), store))
     return entries
 
 

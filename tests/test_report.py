@@ -90,16 +90,22 @@ def test_report_300_models(tmp_path):
     assert not (tmp_path / "out" / "heatmap.png").exists() and "heatmap omitted" in " ".join(data["notes"])
 
 
-def test_report_on_reference_store(tmp_path):
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_report_on_reference_store(tmp_path, calibrated):
     records, families = family_records(n_families=3, per_family=4)
-    store = make_store(tmp_path / "store", records, families)
-    result = _run("report", "--reference", str(store), "-o", str(tmp_path / "out"))
+    store = make_store(tmp_path / "store", records, families, calibrate=calibrated)
+    result = _run("report", "--reference", str(store), "-o", str(tmp_path / "out"), "--quiet")
     assert result.exit_code == 0, result.output
     data = _report(tmp_path / "out")
     assert len(data["models"]) == 12
     for model in data["models"]:
         assert model["family"] == families[model["model"]]
         assert model["nearest"][0]["family"] == model["family"]  # well-separated synthetic families
+        assert model["model"] not in [n["model_id"] for n in model["nearest"]]
+        assert (model["verdict"] is not None) == calibrated
+        assert (model["nearest"][0]["probability"] is not None) == calibrated
+    if calibrated:  # same-family relatives not named in lineage.csv (no parents) are undeclared relatives
+        assert data["counts"].get("flagged", 0) + data["counts"].get("clean", 0) == 12
 
 
 def test_report_audits_records_and_keeps_failures(tmp_path, monkeypatch):

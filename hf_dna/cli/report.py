@@ -51,7 +51,7 @@ def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, 
     ref_name = (reference or "default") if store is not None else None
     entries = []
     if not subjects:
-        entries = rpt.entries_from_reference(store)
+        entries = rpt.entries_from_reference(store, progress=not quiet)
         title = title or f"hf-dna lineage report: reference {ref_name}"
     else:
         records = [rec for path in record_files for rec in read_records(path)]
