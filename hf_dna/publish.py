@@ -94,17 +94,18 @@ def card_with_section(card_text: str | None, section: str) -> str:
 def open_card_pr(repo_id: str, verdict: dict[str, Any], token: str | bool | None = None) -> str:
     """Open a PR on the model repo that adds/updates hf-dna's card section; returns the PR URL.
 
-    When an open hf-dna PR already proposes exactly this card, its URL is returned and no new PR is opened.
+    When an open hf-dna PR already proposes exactly this card, its URL is returned and no new PR is opened;
+    when the card on main already holds exactly this section, the card's URL is returned.
     """
     current = hub.read_text(repo_id, "README.md", token=token)
     card = card_with_section(current if current is not None else f"# {repo_id}\n", render_card_section(verdict))
+    if current == card:  # already merged: nothing to propose (not an error: CI re-runs must stay green)
+        return f"{hub.endpoint()}/{repo_id}/blob/main/README.md"
     for discussion in hub.list_discussions(repo_id, token=token):
         if discussion["is_pull_request"] and discussion["status"] == "open" and discussion["title"] == PR_TITLE:
             proposed = hub.read_text(repo_id, "README.md", revision=f"refs/pr/{discussion['num']}", token=token)
             if proposed == card:
                 return discussion["url"]
-    if current == card:
-        raise InvalidInputError(f"the card of {repo_id} already holds this hf-dna section: no PR needed")
     description = ("This PR adds (or updates) the lineage audit section written by hf-dna, between the "
                    f"`{START_MARKER}` and `{END_MARKER}` markers. The rest of the card is unchanged.\n\n"
                    + findings_summary(verdict))

@@ -71,6 +71,11 @@ def test_card_pr_appears_in_discussions_and_rerun_replaces(local_hub):
     assert new_card.count(START_MARKER) == 1 and "0.3000" in new_card and "0.1000" not in new_card
     assert new_card.split(START_MARKER)[0] == card.split(START_MARKER)[0]
 
+    # the merged card already holds exactly this section: no PR, the card's URL
+    before = len(hub.list_discussions(repo_id))
+    assert publish.open_card_pr(repo_id, make_verdict(repo_id, distance=0.1)).endswith(f"{repo_id}/blob/main/README.md")
+    assert len(hub.list_discussions(repo_id)) == before
+
 
 def test_card_pr_on_repo_without_readme(local_hub):
     repo_id = local_hub.make_model(files={"config.json": "{}"})

@@ -131,7 +131,7 @@ def test_push_pull_and_load_dataset(local_hub, tmp_path, records):
 
     import datasets
 
-    table = datasets.load_dataset(repo_id, split="train")
+    table = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path / "datasets-cache"))
     assert sorted(table["model_id"]) == sorted(r.model_id for r in records)
     assert len(table[0]["dna"]) == DIM
 
