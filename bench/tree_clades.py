@@ -21,6 +21,7 @@ import argparse
 import csv
 import glob
 import json
+import os
 import platform
 import time
 from collections import defaultdict
@@ -60,6 +61,13 @@ def records_from_embeddings(pattern: str, probe_set: str = "paper600") -> list[D
                                  probe_hash=f"{probe_set}-{n_probes}", n_probes=n_probes, encoder="all-MiniLM-L6-v2",
                                  projection_seed=DEFAULT_SEED, projection=PROJECTION))
     return records
+
+
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
 
 
 def read_lineage(path: Path) -> dict[str, dict[str, str]]:
@@ -138,7 +146,7 @@ def main() -> None:
         store = ReferenceStore.load(args.store) if args.store else ReferenceStore.default()
         records, source = store.records, store.source
     lineage = read_lineage(Path(args.lineage))
-    print(f"{len(records)} DNAs from {source}; {platform.processor() or platform.machine()}, "
+    print(f"{len(records)} DNAs from {source}; {cpu_name()}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}")
     runs = [evaluate(records, lineage, m, c) for m in ("upgma", "nj") for c in (True, False)]
     print(f"\n{'tree':<16}{'fine in-clade':>14}{'shuffled':>10}{'ratio':>7}{'mono':>8}"
