@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -21,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -110,7 +109,6 @@ class HubServer:
         self.requests: list[tuple[str, str]] = []  # (method, path) log, for tests
         self.stale_commits = 0  # commits refused because parentCommit was not the head (412)
         self._httpd: ThreadingHTTPServer | None = None
-        self._pr_counter = itertools.count(1)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> HubServer:
@@ -172,7 +170,7 @@ class HubServer:
             raise HubError(403, f"You don't have the rights to create or write to {repo_id}")
 
 
-def repo_info_json(hub: HubServer, repo: HubRepo, commit: Commit, base_url: str) -> dict:
+def repo_info_json(repo: HubRepo, commit: Commit) -> dict:
     """The JSON the Hub returns for GET /api/{type}s/{id}[/revision/{rev}]."""
     readme = commit.files.get("README.md")
     card = parse_front_matter(readme.decode("utf-8", "replace")) if readme is not None else {}
@@ -321,9 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json({})
         repo = hub.check_read(hub.get_repo(repo_id, repo_type), self.user, False, repo_id)
         if head is None and method == "GET":
-            return self._json(repo_info_json(hub, repo, self._commit_of(repo, "main"), ""))
+            return self._json(repo_info_json(repo, self._commit_of(repo, "main")))
         if head == "revision" and method == "GET":
-            return self._json(repo_info_json(hub, repo, self._commit_of(repo, "/".join(tail[1:])), ""))
+            return self._json(repo_info_json(repo, self._commit_of(repo, "/".join(tail[1:]))))
         if head == "discussions" and method == "GET":
             return self._discussions(repo, tail[1:])
         hub.check_read(repo, self.user, True, repo_id)
@@ -511,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             if repo.private and repo.namespace not in self.hub.namespaces(self.user):
                 continue
-            items.append(repo_info_json(self.hub, repo, repo.head("main"), ""))
+            items.append(repo_info_json(repo, repo.head("main")))
         self._json(items[:limit])
 
 

@@ -229,3 +229,16 @@ def test_cli_push_and_pull(local_hub, tmp_path, records):
     assert proc.returncode == 0, proc.stderr
     assert "2 records" in proc.stdout
     assert sorted(ReferenceStore.load(tmp_path / "out").model_ids) == ["org/m0", "org/m1"]
+
+
+def test_cli_push_store_dir_keeps_remote_lineage_rows(local_hub, tmp_path, records):
+    repo_id = local_hub.unique_id("reference")
+    push(ReferenceStore(records[:1], lineage={"org/m0": {"family": "remote-family"}}), repo_id)
+    ReferenceStore.create(tmp_path / "store", records[:3], calibration={"fitted": True},
+                          lineage={"org/m0": {"family": "local-family"}, "org/m2": {"family": "fam2"}})
+    out = CliRunner().invoke(main, ["push", str(tmp_path / "store"), "--repo", repo_id])
+    assert out.exit_code == 0, out.output
+    assert "2 added" in out.output and "1 unchanged" in out.output
+    pulled = pull(repo_id, tmp_path / "pulled")
+    assert pulled.lineage("org/m0")["family"] == "remote-family"  # somebody else's row is never rewritten
+    assert pulled.lineage("org/m2")["family"] == "fam2" and pulled.calibration == {"fitted": True}
