@@ -316,8 +316,9 @@ def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage
     top = cands.records[relatives[0]]
     suggested = [top.model_id, *sorted(lineage.parents(top.model_id, top))]
     what = "declares no base model" if not named else f"names {', '.join(sorted(named))}"
+    origin = f"; {top.model_id} derives from {', '.join(suggested[1:])}" if len(suggested) > 1 else ""
     message = (f"behaves like a close relative of {top.model_id} (P(related)={cands.probability[relatives[0]]:.2f}, "
-               f"family {lineage.family(top.model_id) or 'unknown'}), but its card {what}")
+               f"family {lineage.family(top.model_id) or 'unknown'}{origin}), but its card {what}")
     evidence = {"relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
                 "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
