@@ -173,6 +173,28 @@ def list_repo_files(repo_id: str, repo_type: str = "model", revision: str | None
         return list(_api(token).list_repo_files(repo_id, repo_type=repo_type, revision=revision))
 
 
+def list_repo_entries(repo_id: str, repo_type: str = "model", revision: str | None = None,
+                      token: str | bool | None = None) -> dict[str, dict[str, Any]]:
+    """Every file of a repo with its size, git blob id and (LFS files) sha256, from one recursive tree listing."""
+    from huggingface_hub.hf_api import RepoFile
+
+    with _hub_call(repo_id, repo_type):
+        tree = _api(token).list_repo_tree(repo_id, repo_type=repo_type, revision=revision, recursive=True)
+        return {e.path: {"size": e.size, "blob_id": e.blob_id, "sha256": e.lfs.sha256 if e.lfs else None}
+                for e in tree if isinstance(e, RepoFile)}
+
+
+def content_matches(entry: dict[str, Any], data: bytes) -> bool:
+    """True when `data` is exactly the content of a tree entry (sha256 for LFS files, git blob id otherwise)."""
+    import hashlib
+
+    from huggingface_hub.utils import sha
+
+    if entry.get("sha256"):
+        return hashlib.sha256(data).hexdigest() == entry["sha256"]
+    return sha.git_hash(data) == entry.get("blob_id")
+
+
 def download_file(repo_id: str, filename: str, repo_type: str = "model", revision: str | None = None,
                   token: str | bool | None = None) -> str:
     """Download (or reuse from cache) one file; returns its local path."""

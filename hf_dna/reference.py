@@ -110,7 +110,8 @@ class ReferenceStore:
                  lineage: dict[str, dict[str, str]] | None = None, calibration: dict | None = None,
                  readme: str | None = None, source: str | None = None):
         self.config: dict[str, Any] = dict(config or {})
-        self.lineage_table: dict[str, dict[str, str]] = dict(lineage or {})
+        self.lineage_table: dict[str, dict[str, str]] = {
+            model_id: {k: str(row.get(k) or "") for k in LINEAGE_COLUMNS[1:]} for model_id, row in (lineage or {}).items()}
         self.calibration = calibration
         self.readme = readme
         self.source = source
@@ -372,7 +373,7 @@ def push(store_or_records: ReferenceStore | Iterable[DNARecord], repo_id: str, t
 def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: ReferenceStore | None,
                token: str | bool | None, overwrite: bool) -> tuple[dict[str, bytes | str], PushResult]:
     """Files to commit on top of `head`, and the per-record outcome; raises on incompatibility or conflict."""
-    existing = set(hub.list_repo_files(repo_id, repo_type="dataset", revision=head, token=token))
+    existing = hub.list_repo_entries(repo_id, repo_type="dataset", revision=head, token=token)
     result = PushResult(repo_id=repo_id, sha=head)
     files: dict[str, bytes | str] = {}
 
@@ -392,10 +393,13 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
     for record in records:
         check_against_config(record, config, where or f"Hub reference {repo_id}")
     for record in records:
-        path = record_path(record.model_id, record.revision)
+        path, data = record_path(record.model_id, record.revision), record_bytes(record)
         if path in existing:
+            if hub.content_matches(existing[path], data):  # same bytes: no download needed
+                result.unchanged.append(path)
+                continue
             remote = read_records(hub.download_file(repo_id, path, repo_type="dataset", revision=head, token=token))
-            if [r.to_dict() for r in remote] == [record.to_dict()]:
+            if [r.to_dict() for r in remote] == [record.to_dict()]:  # same record, other serialisation
                 result.unchanged.append(path)
                 continue
             if not overwrite:
@@ -405,7 +409,7 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
             result.replaced.append(path)
         else:
             result.added.append(path)
-        files[path] = record_bytes(record)
+        files[path] = data
     if store is not None and store.lineage_table:
         remote_lineage = {}
         if LINEAGE_NAME in existing:

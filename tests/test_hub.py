@@ -159,3 +159,14 @@ def test_commit_helpers_pr_and_discussions(local_hub):
     assert discussion["url"] == url and discussion["is_pull_request"] and discussion["title"] == "hf-dna: card"
     assert hub.read_text(repo_id, "README.md", revision=f"refs/pr/{discussion['num']}") == "# card\n"
     assert repo_id in hub.list_models(local_hub.org)
+
+
+def test_repo_entries_and_content_matching(local_hub):
+    repo_id = local_hub.make_model(files={"d/x.bin": b"abc"})
+    entries = hub.list_repo_entries(repo_id)
+    assert entries["d/x.bin"]["size"] == 3
+    assert hub.content_matches(entries["d/x.bin"], b"abc") and not hub.content_matches(entries["d/x.bin"], b"abd")
+    import hashlib
+
+    lfs_entry = {"blob_id": "pointer-sha", "sha256": hashlib.sha256(b"abc").hexdigest()}
+    assert hub.content_matches(lfs_entry, b"abc") and not hub.content_matches(lfs_entry, b"x")

@@ -139,7 +139,10 @@ def test_push_pull_and_load_dataset(local_hub, tmp_path, records):
 def test_push_is_idempotent(local_hub, records):
     repo_id = local_hub.unique_id("reference")
     first = push(records, repo_id)
+    before = len(local_hub.server.requests)
     again = push(records, repo_id)
+    downloads = [p for m, p in local_hub.server.requests[before:] if "/resolve/" in p and "/data/" in p]
+    assert downloads == []  # unchanged records are recognised from the tree listing's blob ids
     assert not again.committed and again.sha == first.sha and len(again.unchanged) == len(records)
     assert hub.head_sha(repo_id, repo_type="dataset") == first.sha
 
