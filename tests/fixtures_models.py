@@ -126,24 +126,33 @@ def smollm2_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_child(smollm2_gguf, tmp_path_factory) -> Path:
-    """A child of SmolLM2-135M-Instruct: dequantised, 3 training steps, saved as a plain bfloat16 safetensors dir.
+def smollm2_generator(smollm2_gguf):
+    """SmolLM2-135M-Instruct loaded once through hf-dna's GGUF path (settings: 24 new tokens, batches of 4)."""
+    from hf_dna.generate import GenerationSettings, TransformersGenerator, resolve_source
 
-    A GGUF-loaded model refuses `save_pretrained`, so the weights move into a model rebuilt from its config.
+    generator = TransformersGenerator(resolve_source(str(smollm2_gguf)), GenerationSettings(max_new_tokens=24, batch_size=4))
+    generator.model  # noqa: B018  (load now: ~25 s)
+    return generator
+
+
+@pytest.fixture(scope="session")
+def smollm2_child(smollm2_generator, tmp_path_factory) -> Path:
+    """A child of SmolLM2-135M-Instruct: 3 training steps, saved as a plain bfloat16 safetensors dir.
+
+    A GGUF-loaded model refuses `save_pretrained`, so its weights move into a model rebuilt from its config.
     """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    import copy
 
-    folder, name = smollm2_gguf.parent, smollm2_gguf.name
+    import torch
+    from transformers import AutoModelForCausalLM
+
     out = tmp_path_factory.mktemp("smollm2-child")
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    config = copy.deepcopy(smollm2_generator.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    del loaded
+    model.load_state_dict(smollm2_generator.model.state_dict())
+    tokenizer = copy.deepcopy(smollm2_generator.tokenizer)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     train_steps(model, tokenizer, steps=3, lr=1e-4)
     model.to(torch.bfloat16).save_pretrained(out)

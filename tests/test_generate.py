@@ -1,0 +1,188 @@
+"""Response generation (transformers backend), the response cache, and bad model inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hf_dna import errors
+from hf_dna.generate import (
+    GenerationSettings,
+    TransformersGenerator,
+    cpu_threads,
+    generate_responses,
+    plan_batches,
+)
+from hf_dna.probes import load_probe_set
+
+GREEDY = GenerationSettings(max_new_tokens=12, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return load_probe_set("rand-en-10")
+
+
+@pytest.fixture(scope="module")
+def parent_texts(tiny_models, probes, tmp_path_factory):
+    return generate_responses(str(tiny_models["parent"]), probes, GREEDY, progress=False,
+                              cache_dir=str(tmp_path_factory.mktemp("cache"))).texts
+
+
+def test_settings_paper_and_dict():
+    paper = GenerationSettings.paper()
+    assert (paper.sampling, paper.temperature, paper.top_p, paper.seed, paper.chat_template) == (True, 0.7, 0.9, 42, "off")
+    assert GenerationSettings().to_dict()["sampling"] is False
+    assert GenerationSettings.paper(max_new_tokens=8).max_new_tokens == 8
+    with pytest.raises(errors.InvalidInputError):
+        GenerationSettings(chat_template="sometimes")
+
+
+def test_plan_batches_groups_similar_lengths_and_covers_every_probe():
+    lengths = [3, 9, 1, 9, 5, 2, 7]
+    batches = plan_batches(lengths, 3)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert batches[0] == [1, 3, 6]  # longest first, ties in probe order
+
+
+def test_cpu_threads_rule(monkeypatch):
+    monkeypatch.delenv("HF_DNA_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1})
+    assert cpu_threads() == 1  # measured: 2 threads is 5-10x slower on 2 vCPUs
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(16)))
+    assert cpu_threads() == 8
+    monkeypatch.setenv("HF_DNA_NUM_THREADS", "3")
+    assert cpu_threads() == 3
+
+
+def test_greedy_batched_equals_one_at_a_time_in_probe_order(tiny_models, probes, parent_texts, tmp_path):
+    single = generate_responses(str(tiny_models["parent"]), probes, GenerationSettings(max_new_tokens=12, batch_size=1),
+                                progress=False, use_cache=False)
+    assert single.texts == parent_texts
+    assert len(parent_texts) == len(probes) and len(set(parent_texts)) > 1
+    assert single.generation["backend"] == "transformers" and single.generation["chat_template_used"] is False
+
+
+def test_response_excludes_prompt_and_special_tokens(tiny_models, probes, parent_texts):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tiny_models["parent"]
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    ids = tok(probes.prompts[0], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    assert parent_texts[0] == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert "<|endoftext|>" not in "".join(parent_texts)
+
+
+def test_seeded_sampling_is_reproducible(tiny_models, probes):
+    def run(seed):
+        settings = GenerationSettings(max_new_tokens=12, batch_size=4, sampling=True, temperature=1.0, seed=seed)
+        return generate_responses(str(tiny_models["gpt2"]), probes, settings, progress=False, use_cache=False).texts
+
+    first = run(7)
+    assert run(7) == first
+    assert run(8) != first
+
+
+def test_chat_template_on_without_template_is_an_error(tiny_models, probes):
+    with pytest.raises(errors.InvalidInputError, match="no chat template"):
+        generate_responses(str(tiny_models["parent"]), probes, GenerationSettings(chat_template="on"), use_cache=False)
+
+
+_GENERATE_BATCH = TransformersGenerator.generate_batch
+
+
+class Interrupted(Exception):
+    """Stands for Ctrl-C / a killed process in the middle of a run."""
+
+
+def _count_batches(monkeypatch, fail_after: int | None = None) -> list[int]:
+    calls: list[int] = []
+    original = _GENERATE_BATCH
+
+    def counting(self, ids, batch_no):
+        if fail_after is not None and len(calls) == fail_after:
+            raise Interrupted
+        calls.append(batch_no)
+        return original(self, ids, batch_no)
+
+    monkeypatch.setattr(TransformersGenerator, "generate_batch", counting)
+    return calls
+
+
+def test_interrupted_run_resumes_from_cache(tiny_models, probes, parent_texts, tmp_path, monkeypatch):
+    model, cache = str(tiny_models["parent"]), str(tmp_path)
+    first = _count_batches(monkeypatch, fail_after=1)
+    with pytest.raises(Interrupted):
+        generate_responses(model, probes, GREEDY, cache_dir=cache, progress=False)
+    assert first == [0]
+    second = _count_batches(monkeypatch)
+    resumed = generate_responses(model, probes, GREEDY, cache_dir=cache, progress=False)
+    assert second == [1, 2]  # 10 probes in batches of 4: only the two unfinished batches are generated
+    assert resumed.texts == parent_texts
+    third = _count_batches(monkeypatch)
+    assert generate_responses(model, probes, GREEDY, cache_dir=cache, progress=False).texts == parent_texts
+    assert third == []
+
+
+def test_cache_is_keyed_by_settings_and_weights(tiny_models, probes, tmp_path, monkeypatch):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_models["parent"], model)
+    generate_responses(str(model), probes, GREEDY, cache_dir=str(tmp_path / "c"), progress=False)
+    calls = _count_batches(monkeypatch)
+    generate_responses(str(model), probes, GenerationSettings(max_new_tokens=5, batch_size=4),
+                       cache_dir=str(tmp_path / "c"), progress=False)
+    assert len(calls) == 3
+    shutil.copy(tiny_models["unrelated"] / "model.safetensors", model / "model.safetensors")  # new weights
+    generate_responses(str(model), probes, GREEDY, cache_dir=str(tmp_path / "c"), progress=False)
+    assert len(calls) == 6
+    keys = [json.loads(p.read_text())["generation"]["max_new_tokens"] for p in (tmp_path / "c").rglob("key.json")]
+    assert sorted(keys) == [5, 12, 12]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_missing_local_path(probes):
+    with pytest.raises(errors.ModelNotFoundError, match="no such model path"):
+        generate_responses("./no/such/model", probes, use_cache=False)
+
+
+def test_missing_hub_repo_offline(probes, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(errors.HfDnaError, match="no-such-org/no-such-model"):
+        generate_responses("no-such-org/no-such-model", probes, use_cache=False)
+
+
+@pytest.mark.parametrize("case, error", [
+    ("bert", errors.NotACausalLMError),
+    ("remote", errors.RemoteCodeNotAllowedError),
+    ("corrupt_gguf", errors.CorruptModelFileError),
+    ("empty", errors.ModelLoadError),
+])
+def test_bad_model_inputs(bad_model_dirs, probes, case, error):
+    with pytest.raises(error) as info:
+        generate_responses(str(bad_model_dirs[case]), probes, use_cache=False)
+    assert "\n" not in str(info.value)
+
+
+def test_quantised_loading_needs_cuda(tiny_models, probes):
+    with pytest.raises(errors.InvalidInputError, match="CUDA"):
+        generate_responses(str(tiny_models["parent"]), probes, GenerationSettings(load_in="4bit", device="cpu"),
+                           use_cache=False)
+
+
+def test_out_of_memory_is_a_typed_error(tiny_models, probes, monkeypatch):
+    import torch
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr("transformers.LlamaForCausalLM.generate", oom)
+    with pytest.raises(errors.OutOfMemoryError, match="smaller --batch-size"):
+        generate_responses(str(tiny_models["parent"]), probes, GREEDY, use_cache=False, progress=False)
