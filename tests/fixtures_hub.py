@@ -112,7 +112,6 @@ def no_token(monkeypatch) -> None:
     """Run the test without any Hub token in the environment."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    monkeypatch.setenv("HF_TOKEN_PATH", os.devnull + ".absent")
     from huggingface_hub import constants
 
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", "/nonexistent/hf-token")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", "/nonexistent/hf-token")  # no saved login either
