@@ -123,6 +123,18 @@ def findings_path(model_id: str, revision: str | None) -> str:
     return f"findings/{org or '_'}/{name}/{(revision or 'local').replace('/', '--')}.parquet"
 
 
+def findings_schema():
+    """One explicit schema for every findings file, so empty/None fields never change a column's type."""
+    import pyarrow as pa
+
+    text, number = pa.string(), pa.float64()
+    return pa.schema([("model_id", text), ("revision", text), ("summary", text), ("flags", pa.list_(text)),
+                      ("n_flags", pa.int64()), ("declared_base_models", pa.list_(text)), ("declared_relation", text),
+                      ("nearest_model", text), ("nearest_distance", number), ("nearest_probability", number),
+                      ("flags_json", text), ("nearest_json", text), ("probe_hash", text), ("encoder", text),
+                      ("dim", pa.int64()), ("hf_dna_version", text)])
+
+
 def findings_row(verdict: dict[str, Any]) -> dict[str, Any]:
     """A flat row for the findings dataset (nested parts as JSON strings)."""
     v = _normalised(verdict)
@@ -153,7 +165,7 @@ def push_findings_row(repo_id: str, verdict: dict[str, Any], token: str | bool |
 
     row = findings_row(verdict)
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([row]), buffer)
+    pq.write_table(pa.Table.from_pylist([row], schema=findings_schema()), buffer)
     path = findings_path(row["model_id"], row["revision"])
     hub.create_repo(repo_id, repo_type="dataset", token=token)
     files: dict[str, bytes | str] = {path: buffer.getvalue()}

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from . import hub
-from ._io import atomic_write_text
+from ._io import atomic_path, atomic_write_text
 from .errors import (IncompatibleRecordsError, PushConflictError, RecordFileError, ReferenceStoreError,
                      RepoNotFoundError, StaleParentError)
-from .record import COMPAT_FIELDS, DNARecord, check_compatible, read_records, records_to_table, write_records
+from .record import COMPAT_FIELDS, DNARecord, check_compatible, read_records, records_to_table
 
 CONFIG_NAME = "hf-dna.json"
 LINEAGE_NAME = "lineage.csv"
@@ -68,12 +68,21 @@ def check_against_config(record: DNARecord, config: dict[str, Any], where: str =
                                            f"({getattr(record, name)!r} vs {config[name]!r})")
 
 
+def record_schema():
+    """The one parquet schema of every record file (optional fields typed even when empty), so that
+    `datasets` and pyarrow read a store's files as one table."""
+    template = DNARecord(model_id="x", dna=[0.0], probe_set="x", probe_hash="x", n_probes=0, encoder="x",
+                         projection_seed=0, projection="x", encoder_revision="x", declared_base_models=["x"],
+                         declared_relation="x")
+    return records_to_table([template]).schema
+
+
 def record_bytes(record: DNARecord) -> bytes:
-    """One record as parquet bytes (deterministic for identical records)."""
+    """One record as parquet bytes in `record_schema()` (deterministic for identical records)."""
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
-    pq.write_table(records_to_table([record]), buffer)
+    pq.write_table(records_to_table([record]).cast(record_schema()), buffer)
     return buffer.getvalue()
 
 
@@ -197,7 +206,8 @@ class ReferenceStore:
             raise ReferenceStoreError("cannot save an empty reference store: it has no config yet")
         wanted = {record_path(*_key(r)): r for r in self._records.values()}
         for path, record in wanted.items():
-            write_records([record], directory / path)
+            with atomic_path(directory / path) as tmp:
+                tmp.write_bytes(record_bytes(record))
         if (directory / CONFIG_NAME).is_file():
             for old in (directory / "data").rglob("*.parquet"):
                 if old.relative_to(directory).as_posix() not in wanted:
@@ -297,12 +307,8 @@ def _read_record_files(files: list[Path], directory: Path) -> list[DNARecord]:
         return []
     import pyarrow.dataset as ds
 
-    template = DNARecord(model_id="x", dna=[0.0], probe_set="x", probe_hash="x", n_probes=0, encoder="x",
-                         projection_seed=0, projection="x", encoder_revision="x", declared_base_models=["x"],
-                         declared_relation="x")
     try:
-        rows = ds.dataset([str(f) for f in files], format="parquet",
-                          schema=records_to_table([template]).schema).to_table().to_pylist()
+        rows = ds.dataset([str(f) for f in files], format="parquet", schema=record_schema()).to_table().to_pylist()
         return [DNARecord.from_dict(row) for row in rows]
     except Exception:  # a file that does not fit the schema: read one by one to name it in the error
         records = []

@@ -97,6 +97,13 @@ def test_findings_row_pushed_and_read_back(local_hub, tmp_path):
     assert row["summary"].startswith("org/child@0123456789ab: undeclared-base")
     files = hub.list_repo_files(repo_id, repo_type="dataset")
     assert "README.md" in files and "findings/other-org/model/0123456789abcdef0123.parquet" in files
+    bare = {"model": "solo-model", "declared": {"base_models": ["x/y"], "relation": "finetune"}}  # no DNA, no flags
+    assert publish.push_findings_row(repo_id, bare) == "findings/_/solo-model/local.parquet"
+
+    import datasets
+
+    table = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path / "datasets-cache"))
+    assert sorted(table["model_id"]) == ["org/child", "other-org/model", "solo-model"]
 
 
 def test_bad_verdict_is_a_clear_error():

@@ -120,6 +120,8 @@ def test_default_store_selection(tmp_path, monkeypatch, records):
 # ---- Hub dataset ------------------------------------------------------------------------------------------------
 def test_push_pull_and_load_dataset(local_hub, tmp_path, records):
     repo_id = local_hub.unique_id("reference")
+    records[1].declared_base_models, records[1].declared_relation = ["org/m0"], "finetune"  # mixed optional fields
+    records[1].encoder_revision = "abc123"
     store = ReferenceStore(records, lineage={"org/m1": {"family": "fam", "parent": "org/m0"}}, calibration={"c": 1})
     result = push(store, repo_id)
     assert result.committed and len(result.added) == len(records)
@@ -134,6 +136,7 @@ def test_push_pull_and_load_dataset(local_hub, tmp_path, records):
     table = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path / "datasets-cache"))
     assert sorted(table["model_id"]) == sorted(r.model_id for r in records)
     assert len(table[0]["dna"]) == DIM
+    assert table[table["model_id"].index("org/m1")]["declared_relation"] == "finetune"
 
 
 def test_push_is_idempotent(local_hub, records):
