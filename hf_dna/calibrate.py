@@ -1,0 +1,435 @@
+"""A calibrated probability that two models are related, learned on a reference's labelled pairs.
+
+The stored representation stays the paper's DNA; the decision combines it with the evidence vectors of
+`hf_dna.features` when both sides carry them. Pair features, for each vector kind (``dna``, ``dna_white``,
+``lex``, ``emb512``):
+
+- ``cos``: cosine after centring on the reference mean (per-probe centring, by linearity of the projections);
+  ``dna_white`` also whitens by the within-family covariance of the training families;
+- ``z``: that cosine standardised over the query's similarities to all reference records (removes the
+  query-specific offset: e.g. base models look alike to everything).
+
+A logistic regression on these features (L2, fitted on all labelled pairs: same `family` = related) turns
+them into P(related). Its quality is measured by grouped cross-validation over families (families held out
+of fitting) and stored with the model; no threshold is set by hand.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .errors import ReferenceStoreError
+from .record import DNARecord
+
+FORMAT = "hf-dna-relation-model-v1"
+GOOD_CONFIDENCE = ("high", "medium")
+EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb512")
+CV_FOLDS = 5
+L2 = 1e-2
+WHITEN_SHRINK = 0.1
+
+
+# ---------------------------------------------------------------- vectors and pair features
+
+def record_vectors(record: DNARecord) -> dict[str, np.ndarray]:
+    """The named vectors a record offers: ``dna`` plus each evidence vector."""
+    vectors = {"dna": record.vector.astype(np.float64)}
+    for name, values in (record.evidence or {}).items():
+        if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values[:4]):
+            vectors[name] = np.asarray(values, dtype=np.float64)
+    return vectors
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def whitener(vectors: np.ndarray, families: np.ndarray, shrink: float = WHITEN_SHRINK) -> np.ndarray:
+    """W = (S_w + shrink * mean-eigenvalue * I)^(-1/2), S_w the within-family covariance of `vectors`."""
+    centred = np.asarray(vectors, dtype=np.float64).copy()
+    for fam in np.unique(families):
+        rows = families == fam
+        centred[rows] -= centred[rows].mean(axis=0)
+    cov = centred.T @ centred / max(len(centred) - len(np.unique(families)), 1)
+    cov += shrink * np.trace(cov) / len(cov) * np.eye(len(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs / np.sqrt(vals)) @ vecs.T
+
+
+def cosine_block(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Cosine similarities (n_queries, n_refs)."""
+    return _unit(queries) @ _unit(refs).T
+
+
+def pair_features(sims: dict[str, np.ndarray], kinds: tuple[str, ...]) -> np.ndarray:
+    """(n_q, n_r, 2*len(kinds)) features from centred similarity blocks: cos and its per-query z-score."""
+    feats = []
+    for kind in kinds:
+        s = sims[kind]
+        mu = s.mean(axis=1, keepdims=True)
+        sd = s.std(axis=1, keepdims=True)
+        feats += [s, (s - mu) / np.where(sd == 0, 1.0, sd)]
+    return np.stack(feats, axis=-1)
+
+
+def feature_names(kinds: tuple[str, ...]) -> list[str]:
+    return [f"{kind}.{part}" for kind in kinds for part in ("cos", "z")]
+
+
+# ---------------------------------------------------------------- logistic regression (no sklearn needed)
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """L2 logistic regression on standardised features; returns (coef, intercept, mean, scale)."""
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale == 0, 1.0, scale)
+    xs = (x - mean) / scale
+    xb = np.hstack([xs, np.ones((len(xs), 1))])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xb @ w
+        nll = np.logaddexp(0, z) - y * z
+        p = 1 / (1 + np.exp(-z))
+        grad = xb.T @ (p - y) / len(y)
+        reg = l2 * np.r_[w[:-1], 0.0]
+        return nll.mean() + 0.5 * l2 * np.sum(w[:-1] ** 2), grad + reg
+
+    w = minimize(loss, np.zeros(xb.shape[1]), jac=True, method="L-BFGS-B").x
+    return w[:-1], float(w[-1]), mean, scale
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(z, -50, 50)))
+
+
+# ---------------------------------------------------------------- metrics
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC (ties count half); nan when a class is missing."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def neighbour_accuracy(score: np.ndarray, families: np.ndarray, k: int) -> tuple[float, int]:
+    """Leave-one-out: share of queries whose family is among the k highest-scoring others (n_q x n_all matrix,
+    self already masked to -inf); queries are rows whose family has another member."""
+    hits, n = 0, 0
+    for i in range(len(score)):
+        if (families == families[i]).sum() < 2:
+            continue
+        top = np.argsort(-score[i])[:k]
+        hits += bool((families[top] == families[i]).any())
+        n += 1
+    return hits / max(n, 1), n
+
+
+def pair_metrics(score: np.ndarray, families: np.ndarray, parents: np.ndarray, model_ids: list[str]) -> dict[str, float]:
+    """AUC (same family vs different), parent-child vs different-family AUC, top-1/top-5 family accuracy."""
+    n = len(score)
+    iu = np.triu_indices(n, 1)
+    same = families[iu[0]] == families[iu[1]]
+    sym = (score + score.T) / 2
+    index = {m: i for i, m in enumerate(model_ids)}
+    pc = np.zeros((n, n), dtype=bool)
+    for i, p in enumerate(parents):
+        for base in str(p or "").split(";"):
+            j = index.get(base.strip())
+            if j is not None and j != i:
+                pc[i, j] = pc[j, i] = True
+    pcu = pc[iu]
+    masked = score.copy()
+    np.fill_diagonal(masked, -np.inf)
+    top1, n_q = neighbour_accuracy(masked, families, 1)
+    top5, _ = neighbour_accuracy(masked, families, 5)
+    pair_scores = sym[iu]
+    sel = pcu | ~same
+    return {
+        "auc": auc(pair_scores, same),
+        "pc_auc": auc(pair_scores[sel], pcu[sel]),
+        "top1": top1,
+        "top5": top5,
+        "n_models": n,
+        "n_queries": n_q,
+        "n_pc_pairs": int(pcu.sum()),
+    }
+
+
+# ---------------------------------------------------------------- lineage
+
+def read_lineage(lineage: Any) -> dict[str, dict[str, str]]:
+    """model_id -> {family, parent, relation, confidence} from a CSV path, a list of dicts or such a dict."""
+    if isinstance(lineage, dict):
+        return lineage
+    if isinstance(lineage, (str, os.PathLike)):
+        try:
+            with open(lineage, newline="", encoding="utf-8") as fh:
+                lineage = list(csv.DictReader(fh))
+        except OSError as err:
+            raise ReferenceStoreError(f"cannot read lineage file {lineage}: {err}") from None
+    out = {}
+    for row in lineage:
+        out.setdefault(row["model_id"], {k: (row.get(k) or "") for k in ("family", "parent", "relation", "confidence")})
+    return out
+
+
+def labelled_family(info: dict[str, str] | None) -> str:
+    """The family to learn from ('' for unlabelled, unknown or low-confidence rows)."""
+    if not info or info.get("confidence") not in GOOD_CONFIDENCE or info.get("family") in ("", "unknown"):
+        return ""
+    return info["family"]
+
+
+# ---------------------------------------------------------------- the model
+
+@dataclass
+class _Space:
+    """Centring means and the DNA whitener: everything needed to turn vectors into centred similarities."""
+
+    means: dict[str, np.ndarray]
+    white: np.ndarray | None
+
+    def transform(self, kind: str, vectors: np.ndarray) -> np.ndarray:
+        base = "dna" if kind == "dna_white" else kind
+        centred = vectors - self.means[base]
+        return centred @ self.white if kind == "dna_white" else centred
+
+
+def _fit_space(vectors: dict[str, np.ndarray], families: np.ndarray, train: np.ndarray) -> _Space:
+    means = {k: v.mean(axis=0) for k, v in vectors.items()}
+    rows = train & (families != "")
+    white = whitener(vectors["dna"][rows] - means["dna"], families[rows]) if rows.sum() > 2 else None
+    return _Space(means, white)
+
+
+def _similarities(space: _Space, vectors: dict[str, np.ndarray], q: np.ndarray, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
+    sims = {}
+    for kind in kinds:
+        base = "dna" if kind == "dna_white" else kind
+        t = space.transform(kind, vectors[base])
+        sims[kind] = cosine_block(t[q], t)
+    return sims
+
+
+def _train_pairs(feats: np.ndarray, families: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of all pairs (i != j) of labelled rows (feats is rows x all)."""
+    xs, ys = [], []
+    for a, i in enumerate(rows):
+        js = rows[rows != i]
+        xs.append(feats[a, js])
+        ys.append(families[js] == families[i])
+    return np.concatenate(xs), np.concatenate(ys).astype(float)
+
+
+def _stack(records: list[DNARecord], kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
+    bases = {"dna" if k == "dna_white" else k for k in kinds}
+    vecs = [record_vectors(r) for r in records]
+    return {b: np.stack([v[b] for v in vecs]) for b in bases}
+
+
+def available_kinds(records: list[DNARecord]) -> tuple[str, ...]:
+    """Vector kinds every record carries, in EVIDENCE_ORDER (``dna``, ``dna_white`` always)."""
+    have = set.intersection(*(set(record_vectors(r)) for r in records)) if records else {"dna"}
+    return tuple(k for k in EVIDENCE_ORDER if k in ("dna", "dna_white") or k in have)
+
+
+@dataclass
+class Scores:
+    """P(related) of a query to each record, and which evidence it rests on."""
+
+    probability: np.ndarray
+    kinds: tuple[str, ...]
+    fallback: bool
+    contributions: np.ndarray  # (n_records, n_features): coef * standardised feature
+    feature_names: list[str]
+
+    @property
+    def note(self) -> str:
+        used = ", ".join(self.kinds)
+        return f"evidence: {used}" + (" (query lacks the extra evidence vectors; DNA-only model used)" if self.fallback else "")
+
+
+@dataclass
+class RelationModel:
+    """Centring, whitening and one logistic model per evidence set (full and DNA-only fallback)."""
+
+    means: dict[str, list[float]] = field(default_factory=dict)
+    white: list[list[float]] | None = None
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)  # ",".join(kinds) -> coef/intercept/mean/scale/cv
+    n_records: int = 0
+    n_labelled: int = 0
+
+    # ---- fitting
+    @classmethod
+    def fit(cls, records: list[DNARecord], lineage: Any, folds: int = CV_FOLDS) -> RelationModel:
+        """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families."""
+        info = read_lineage(lineage)
+        families = np.array([labelled_family(info.get(r.model_id)) for r in records], dtype=object)
+        parents = np.array([(info.get(r.model_id) or {}).get("parent", "") for r in records], dtype=object)
+        if len(set(families) - {""}) < 3 or (families != "").sum() < 6:
+            raise ReferenceStoreError("calibration needs at least 3 labelled families (6 models) in the reference")
+        full = available_kinds(records)
+        vectors = _stack(records, full)
+        everyone = np.ones(len(records), dtype=bool)
+        space = _fit_space(vectors, families, everyone)
+        model = cls(
+            means={k: [float(x) for x in v] for k, v in space.means.items()},
+            white=None if space.white is None else space.white.tolist(),
+            n_records=len(records),
+            n_labelled=int((families != "").sum()),
+        )
+        for kinds in {full, ("dna", "dna_white")}:
+            head = _fit_head(vectors, families, kinds, everyone)
+            head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], kinds, folds)
+            model.heads[",".join(kinds)] = head
+        return model
+
+    # ---- scoring
+    def _space(self) -> _Space:
+        return _Space({k: np.asarray(v) for k, v in self.means.items()},
+                      None if self.white is None else np.asarray(self.white))
+
+    def choose_head(self, query: DNARecord, records: list[DNARecord]) -> tuple[tuple[str, ...], bool]:
+        """The richest fitted evidence set that the query and all records carry; fallback flag."""
+        have = set(available_kinds([query, *records]))
+        fitted = sorted((tuple(k.split(",")) for k in self.heads), key=len, reverse=True)
+        for kinds in fitted:
+            if set(kinds) <= have:
+                return kinds, len(kinds) < len(fitted[0])
+        raise ReferenceStoreError("the relation model has no DNA-only head; rebuild the reference calibration")
+
+    def score(self, query: DNARecord, records: list[DNARecord]) -> Scores:
+        """P(related) of `query` to each of `records`, with per-feature contributions."""
+        if not records:
+            return Scores(np.zeros(0), ("dna",), False, np.zeros((0, 0)), [])
+        kinds, fallback = self.choose_head(query, records)
+        head = self.heads[",".join(kinds)]
+        vectors = _stack([query, *records], kinds)
+        sims = _similarities(self._space(), vectors, np.array([0]), kinds)
+        sims = {k: s[:, 1:] for k, s in sims.items()}
+        x = pair_features(sims, kinds)[0]
+        contrib = (x - np.asarray(head["mean"])) / np.asarray(head["scale"]) * np.asarray(head["coef"])
+        prob = _sigmoid(contrib.sum(axis=1) + head["intercept"])
+        return Scores(prob, kinds, fallback, contrib, feature_names(kinds))
+
+    def probability(self, query: DNARecord, records: list[DNARecord]) -> np.ndarray:
+        """P(related) of `query` to each record (DNA-only fallback when evidence is missing: see `score`)."""
+        return self.score(query, records).probability
+
+    def explain(self, scores: Scores, index: int) -> dict[str, float]:
+        """Evidence name -> its contribution to the log-odds for record `index`, largest first."""
+        by_kind: dict[str, float] = {}
+        for name, value in zip(scores.feature_names, scores.contributions[index]):
+            kind = name.split(".")[0]
+            by_kind[kind] = by_kind.get(kind, 0.0) + float(value)
+        return dict(sorted(by_kind.items(), key=lambda kv: -abs(kv[1])))
+
+    @property
+    def cv(self) -> dict[str, dict[str, float]]:
+        """Cross-validated metrics (families held out) per evidence set."""
+        return {name: head.get("cv", {}) for name, head in self.heads.items()}
+
+    # ---- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "means": self.means, "white": self.white, "heads": self.heads,
+                "n_records": self.n_records, "n_labelled": self.n_labelled,
+                "evidence_kinds": {k: EVIDENCE_DOC.get(k, k) for k in EVIDENCE_ORDER}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RelationModel:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ReferenceStoreError(f"calibration is not a {FORMAT} object")
+        return cls(data["means"], data.get("white"), data["heads"], data.get("n_records", 0), data.get("n_labelled", 0))
+
+
+EVIDENCE_DOC = {
+    "dna": "paper DNA (128-d), centred on the reference mean",
+    "dna_white": "paper DNA, centred and whitened by the within-family covariance",
+    "lex": "hashed character n-gram sketch of the responses (formatting and wording)",
+    "emb512": "response embeddings projected to 512 dims (a wider DNA)",
+}
+
+
+def _fit_head(vectors: dict[str, np.ndarray], families: np.ndarray, kinds: tuple[str, ...], train: np.ndarray,
+              space: _Space | None = None) -> dict[str, Any]:
+    space = space or _fit_space(vectors, families, train)
+    rows = np.flatnonzero(train & (families != ""))
+    sims = _similarities(space, vectors, rows, kinds)
+    if "dna_white" in kinds:
+        sims["dna_white"] = _crossfit_white(space, vectors["dna"], families, rows)
+    feats = pair_features(sims, kinds)
+    x, y = _train_pairs(feats, families, rows)
+    coef, intercept, mean, scale = fit_logistic(x, y)
+    return {"kinds": list(kinds), "features": feature_names(kinds), "coef": coef.tolist(), "intercept": intercept,
+            "mean": mean.tolist(), "scale": scale.tolist(), "n_pairs": int(len(y)), "n_related_pairs": int(y.sum())}
+
+
+def _crossfit_white(space: _Space, dna: np.ndarray, families: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Whitened similarities of training `rows`, each computed with a whitener fitted without its family.
+
+    A whitener fitted on a family pulls that family together; features for fitting the logistic head must
+    not see that, or the head over-trusts whitening on families it has never seen."""
+    centred = dna - space.means["dna"]
+    inner = family_folds(families[rows], CV_FOLDS)
+    out = np.zeros((len(rows), len(dna)))
+    for k in range(CV_FOLDS):
+        part = inner == k
+        if not part.any():
+            continue
+        fit_rows = rows[~part]
+        t = centred @ whitener(centred[fit_rows], families[fit_rows])
+        out[part] = cosine_block(t[rows[part]], t)
+    return out
+
+
+def family_folds(families: np.ndarray, folds: int) -> np.ndarray:
+    """Fold index per row: labelled families spread over folds (largest first, deterministic); -1 unlabelled."""
+    names, counts = np.unique(families[families != ""], return_counts=True)
+    load = np.zeros(folds)
+    fold_of = {}
+    for name in names[np.argsort(-counts, kind="stable")]:
+        f = int(np.argmin(load))
+        fold_of[name] = f
+        load[f] += counts[names == name][0]
+    return np.array([fold_of.get(f, -1) for f in families])
+
+
+def cross_validate(vectors: dict[str, np.ndarray], families: np.ndarray, parents: np.ndarray, model_ids: list[str],
+                   kinds: tuple[str, ...], folds: int = CV_FOLDS) -> dict[str, float]:
+    """Grouped k-fold by family: fit on the other folds' families, score the held-out ones against everyone."""
+    fold = family_folds(families, folds)
+    labelled = np.flatnonzero(families != "")
+    score = np.full((len(families), len(families)), np.nan)
+    for k in range(folds):
+        test = np.flatnonzero(fold == k)
+        train = (fold != k) & (fold >= 0)
+        if not len(test) or train.sum() < 4:
+            continue
+        space = _fit_space(vectors, families, train)
+        head = _fit_head(vectors, families, kinds, train, space)
+        sims = _similarities(space, vectors, test, kinds)
+        x = pair_features(sims, kinds)
+        z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
+        score[test] = _sigmoid(z)
+    # held-out rows scored against every labelled model; a pair between two folds is scored from both sides
+    sub = score[np.ix_(labelled, labelled)]
+    sub = np.where(np.isnan(sub), sub.T, sub)
+    metrics = pair_metrics(sub, families[labelled], parents[labelled], [model_ids[i] for i in labelled])
+    iu = np.triu_indices(len(labelled), 1)
+    same = (families[labelled][iu[0]] == families[labelled][iu[1]])
+    p = ((sub + sub.T) / 2)[iu]
+    metrics["brier"] = float(np.mean((p - same) ** 2))
+    metrics["flag_precision"] = float(same[p >= 0.5].mean()) if (p >= 0.5).any() else float("nan")
+    metrics["flag_recall"] = float((p[same] >= 0.5).mean())
+    metrics["folds"] = folds
+    return metrics

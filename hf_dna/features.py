@@ -1,0 +1,96 @@
+"""Extra per-record evidence beside the paper's 128-d DNA: compact vectors stored in `DNARecord.evidence`.
+
+Every vector here is a *sketch*: a seeded linear map of a per-probe representation, concatenated in probe
+order and scaled by 1/sqrt(n_probes), so the dot product of two sketches estimates the average per-probe
+cosine similarity of the two models' responses. Because the maps are linear, centring on a reference mean
+(what `hf_dna.calibrate.RelationModel` does) commutes with them.
+
+- ``lex``: lexical/formatting evidence. Each response becomes a vector of hashed character n-gram counts
+  (n = 3..5, sublinear tf, L2-normalised per probe), sketched into `LEX_DIM` dims with a count sketch.
+  Hashing is a fixed polynomial hash over Unicode code points, so it is the same on every platform.
+- ``emb<k>``: the same response embeddings as the DNA, projected to a larger working dim `k`
+  (blockwise Gaussian JL of `hf_dna.dna`, seed offset so it is independent of the 128-d DNA).
+
+Values are rounded to float16 precision (4 significant digits) to keep records small (~12 KB of JSON).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dna import project
+
+LEX_DIM = 1024
+LEX_NGRAMS = (3, 4, 5)
+LEX_BUCKETS = 1 << 20
+WIDE_DIM = 512
+#: evidence vector names and what they hold (for reports and `RelationModel.explain`)
+EVIDENCE_KINDS = {
+    "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
+    f"emb{WIDE_DIM}": f"response embeddings, JL-projected to {WIDE_DIM} dims",
+}
+FEATURES_VERSION = "hf-dna-evidence-v1"
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit hash of each uint64 (wraps modulo 2**64)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return (x ^ (x >> np.uint64(31))) & _MASK64
+
+
+def ngram_hashes(text: str, sizes: tuple[int, ...] = LEX_NGRAMS) -> np.ndarray:
+    """64-bit hashes of every character n-gram of `text` (lower-cased, whitespace collapsed)."""
+    norm = " ".join(text.lower().split())
+    codes = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    out = []
+    with np.errstate(over="ignore"):
+        for n in sizes:
+            if len(codes) < n:
+                continue
+            h = np.full(len(codes) - n + 1, np.uint64(n), dtype=np.uint64)
+            for k in range(n):
+                h = _mix(h ^ codes[k : len(codes) - n + 1 + k])
+            out.append(h)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def lexical_sketch(texts: list[str], seed: int, dim: int = LEX_DIM) -> np.ndarray:
+    """Count sketch (float32, `dim`) of the per-probe-normalised hashed n-gram tf vectors of `texts`."""
+    out = np.zeros(dim, dtype=np.float64)
+    seed64 = np.uint64(seed & 0xFFFFFFFF)
+    for probe, text in enumerate(texts):
+        hashes = ngram_hashes(text or "")
+        if hashes.size == 0:
+            continue
+        buckets, counts = np.unique(hashes % np.uint64(LEX_BUCKETS), return_counts=True)
+        values = 1.0 + np.log(counts.astype(np.float64))
+        values /= np.linalg.norm(values)
+        with np.errstate(over="ignore"):
+            key = _mix(buckets ^ _mix(np.uint64(probe) + (seed64 << np.uint64(32))))
+        index = (key % np.uint64(dim)).astype(np.int64)
+        sign = np.where((key >> np.uint64(63)) == 1, -1.0, 1.0)
+        np.add.at(out, index, sign * values)
+    return (out / np.sqrt(max(len(texts), 1))).astype(np.float32)
+
+
+def wide_embedding(embeddings: np.ndarray, seed: int, dim: int = WIDE_DIM) -> np.ndarray:
+    """The response embeddings JL-projected to a wider working dim, scaled like the lexical sketch."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    return project(emb, dim=dim, seed=seed + 1) / np.float32(np.sqrt(max(len(emb), 1)))
+
+
+def _compact(vector: np.ndarray) -> list[float]:
+    """float16 precision, written with 4 significant digits (short JSON)."""
+    return [float(f"{x:.4g}") for x in np.asarray(vector, dtype=np.float16).astype(np.float32)]
+
+
+def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict[str, list[float]]:
+    """The evidence vectors a DNA record carries (see module doc); deterministic for given inputs and seed."""
+    if len(texts) != len(embeddings):
+        raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
+    return {
+        "lex": _compact(lexical_sketch(texts, seed)),
+        f"emb{WIDE_DIM}": _compact(wide_embedding(embeddings, seed)),
+    }

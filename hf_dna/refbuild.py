@@ -1,0 +1,182 @@
+"""Build a reference store from responses files: embed, project, attach evidence, fit the relation model, save.
+
+`build_store` is what `hf-dna reference build` runs, and how the embedded default stores under
+`hf_dna/data/reference/` were made (their README gives the exact command). Responses files are read like
+`hf-dna extract --responses` reads them (JSONL/JSON/parquet rows with ``probe`` or ``prompt`` plus
+``response``, or llm-dna's ``responses.json``); a file with a ``model_id`` column holds many models.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .calibrate import RelationModel
+from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
+from .embed import DEFAULT_ENCODER, Encoder, load_encoder
+from .errors import ResponsesFileError
+from .features import record_evidence
+from .probes import ProbeSet, load_probe_set
+from .record import DNARecord
+
+#: how the LLM DNA authors generated the shared reference responses (README of reference-responses)
+REFERENCE_GENERATION = {
+    "paper600": {"backend": "reference-responses", "sampling": True, "temperature": 0.7, "top_p": 0.9,
+                 "max_length": 1024, "chat_template": False},
+    "chat-rand-zh100": {"backend": "reference-responses", "chat_api": True, "chat_template": True},
+}
+ATTRIBUTION = ("Responses: LLM DNA authors, DNA Explorer (github.com/JerryLife/dna-web, MIT licence), from Wu et al., "
+               "*LLM DNA: Tracing Model Evolution via Functional Representations* (arXiv 2509.24496). "
+               "Lineage labels: compiled from model cards and public knowledge; `low` rows are unreliable.")
+
+
+def read_model_responses(files: Iterable[str | os.PathLike], probe_set: ProbeSet) -> dict[str, list[str]]:
+    """model_id -> responses in probe order, from one or more files (each may hold one model or many)."""
+    from .generate import _map_onto_probes, _read_rows
+
+    out: dict[str, list[str]] = {}
+    for file in files:
+        rows = _read_rows(Path(file))
+        if not rows:
+            raise ResponsesFileError(f"{file} holds no responses")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                raise ResponsesFileError(f"{file}: every row must be an object with 'probe' or 'prompt' and 'response'")
+            groups.setdefault(str(row.get("model_id") or Path(file).stem), []).append(row)
+        for model_id, model_rows in groups.items():
+            if model_id in out:
+                raise ResponsesFileError(f"{file}: model {model_id} already came from another file")
+            out[model_id] = _map_onto_probes(model_rows, probe_set, str(file))
+    return out
+
+
+class EmbeddingCache:
+    """Precomputed per-response embeddings (npz files with keys model_id, probe, emb), looked up by model."""
+
+    def __init__(self, location: str | os.PathLike):
+        path = Path(location)
+        files = sorted(glob.glob(str(path / "*.npz"))) if path.is_dir() else [str(path)]
+        self._rows: dict[tuple[str, int], np.ndarray] = {}
+        for file in files:
+            with np.load(file, allow_pickle=True) as z:
+                for model_id, probe, emb in zip(z["model_id"], z["probe"], z["emb"]):
+                    self._rows[(str(model_id), int(probe))] = emb
+
+    def get(self, model_id: str, n_probes: int) -> np.ndarray | None:
+        rows = [self._rows.get((model_id, p)) for p in range(n_probes)]
+        return None if any(r is None for r in rows) else np.stack(rows).astype(np.float32)
+
+
+def build_records(responses: dict[str, list[str]], probe_set: ProbeSet, lineage: dict[str, dict[str, str]],
+                  encoder: Encoder, *, dim: int = DEFAULT_DIM, seed: int = DEFAULT_SEED,
+                  generation: dict[str, Any] | None = None, cache: EmbeddingCache | None = None,
+                  progress: bool = False) -> list[DNARecord]:
+    """One DNARecord (with evidence and the declared base from `lineage`) per model."""
+    from tqdm.auto import tqdm
+
+    from .extract import _created_at
+    from .generate import torch_threads
+
+    records = []
+    for model_id in tqdm(sorted(responses), desc="reference models", disable=not progress):
+        texts = responses[model_id]
+        emb = cache.get(model_id, len(texts)) if cache else None
+        if emb is None:
+            with torch_threads():
+                emb = encoder.encode(texts)
+        info = lineage.get(model_id) or {}
+        bases = [b.strip() for b in (info.get("parent") or "").split(";") if b.strip()]
+        records.append(DNARecord(
+            model_id=model_id, dna=project(emb, dim=dim, seed=seed), probe_set=probe_set.name,
+            probe_hash=probe_set.hash, n_probes=len(probe_set), encoder=encoder.name,
+            encoder_revision=encoder.revision, projection_seed=seed, projection=PROJECTION, revision="reference",
+            generation=dict(generation or {}), declared_base_models=bases,
+            declared_relation=(info.get("relation") or None) if bases else None,
+            evidence=record_evidence(texts, emb, seed), **_created_at()))
+    return records
+
+
+def rebuild_command(responses_files: list[str], probe_spec: str, lineage_csv: str | None, out_dir: str,
+                    embeddings_cache: str | None = None) -> str:
+    parts = ["hf-dna reference build", *responses_files, "--probes", probe_spec]
+    if lineage_csv:
+        parts += ["--lineage", str(lineage_csv)]
+    if embeddings_cache:
+        parts += ["--embeddings-cache", str(embeddings_cache)]
+    return " ".join([*parts, "-o", str(out_dir)])
+
+
+def store_readme(store_config: dict[str, Any], model: RelationModel, command: str, attribution: str | None) -> str:
+    """The store's README: what it holds, its measured quality, attribution and the exact rebuild command."""
+    lines = [
+        f"# hf-dna reference store: {store_config['probe_set']}",
+        "",
+        f"{model.n_records} DNA records ({model.n_labelled} with a high/medium-confidence family label), probe set "
+        f"`{store_config['probe_set']}` ({store_config['n_probes']} probes, sha256 `{store_config['probe_hash']}`), "
+        f"encoder `{store_config['encoder']}`, dim {store_config['dim']}, projection seed "
+        f"{store_config['projection_seed']}. Layout: `hf-dna.json` (config), `data/<org>/<name>/<revision>.parquet` "
+        "(one DNARecord per model), `lineage.csv`, `calibration.json` (`hf_dna.calibrate.RelationModel`).",
+        "",
+        "Relationship detection, cross-validated with whole families held out of fitting (`calibration.json`):",
+        "",
+        "| evidence | AUC family | AUC parent-child | top-1 family | top-5 family | P>=0.5 precision | recall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, cv in model.cv.items():
+        lines.append(f"| {name} | {cv['auc']:.3f} | {cv['pc_auc']:.3f} | {cv['top1']:.3f} | {cv['top5']:.3f} | "
+                     f"{cv['flag_precision']:.3f} | {cv['flag_recall']:.3f} |")
+    lines += ["", "## Rebuild", "", "```", command, "```"]
+    if attribution:
+        lines += ["", "## Source data and attribution", "", attribution]
+    return "\n".join(lines) + "\n"
+
+
+def build_store(responses_files: list[str | os.PathLike], probe_set: str | ProbeSet, lineage_csv: str | None,
+                out_dir: str | os.PathLike, encoder: str | Encoder = DEFAULT_ENCODER,
+                embeddings_cache: str | os.PathLike | None = None, *, dim: int = DEFAULT_DIM,
+                seed: int = DEFAULT_SEED, generation: dict[str, Any] | None = None, attribution: str | None = None,
+                progress: bool = False):
+    """Build and save a reference store; returns the `ReferenceStore`.
+
+    `generation` defaults to how the shared reference responses were made when the probe set is one of theirs
+    (`REFERENCE_GENERATION`), else ``{"backend": "responses-file"}``. The relation model is fitted when
+    `lineage_csv` labels at least 3 families.
+    """
+    from .reference import ReferenceStore, read_lineage
+
+    probes = probe_set if isinstance(probe_set, ProbeSet) else load_probe_set(probe_set)
+    files = [str(f) for f in responses_files]
+    if not files:
+        raise ResponsesFileError("no responses files given")
+    lineage = read_lineage(lineage_csv) if lineage_csv else {}
+    enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder)
+    base_name = probes.name.split(":")[0]
+    if generation is None:
+        generation = REFERENCE_GENERATION.get(base_name, {"backend": "responses-file"})
+    if attribution is None and base_name in REFERENCE_GENERATION:
+        attribution = ATTRIBUTION
+    responses = read_model_responses(files, probes)
+    cache = EmbeddingCache(embeddings_cache) if embeddings_cache else None
+    records = build_records(responses, probes, lineage, enc, dim=dim, seed=seed, generation=generation,
+                            cache=cache, progress=progress)
+    model = RelationModel.fit(records, lineage) if _labelled_families(lineage, responses) >= 3 else None
+    store = ReferenceStore(records, lineage={m: lineage[m] for m in responses if m in lineage},
+                           calibration=model.to_dict() if model else None)
+    probe_spec = probes.name if base_name in REFERENCE_GENERATION else (probes.source or probes.name)
+    command = rebuild_command(files, probe_spec, lineage_csv, str(out_dir),
+                              str(embeddings_cache) if embeddings_cache else None)
+    store.readme = (store_readme(store.config, model, command, attribution) if model
+                    else store.dataset_card(attribution=attribution))
+    store.save(out_dir)
+    return store
+
+
+def _labelled_families(lineage: dict[str, dict[str, str]], models: Iterable[str]) -> int:
+    from .calibrate import labelled_family
+
+    return len({labelled_family(lineage.get(m)) for m in models} - {""})

@@ -1,0 +1,70 @@
+"""RelationModel: fit on labelled reference pairs, serialise, score held-out families; DNA-only fallback."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hf_dna.calibrate import RelationModel, auc, family_folds, labelled_family
+from hf_dna.errors import ReferenceStoreError
+from hf_dna.record import DNARecord
+from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
+
+
+@pytest.fixture(scope="module")
+def store() -> ReferenceStore:
+    path = DEFAULT_ROOT / "paper600-100"
+    if not path.is_dir():
+        pytest.skip("embedded paper600-100 store is not built")
+    return ReferenceStore.load(path)
+
+
+@pytest.fixture(scope="module")
+def split(store):
+    """Fit on half of the labelled families (folds 0-1 of 4), hold out the rest."""
+    families = np.array([labelled_family(store.lineage(r.model_id)) for r in store.records], dtype=object)
+    fold = family_folds(families, 4)
+    train = [r for r, f in zip(store.records, fold) if f in (0, 1)]
+    test = [(r, fam) for r, f, fam in zip(store.records, fold, families) if f in (2, 3)]
+    return train, test
+
+
+def test_fit_serialise_and_score_held_out_families(store, split):
+    train, test = split
+    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    clone = RelationModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    records = [r for r, _ in test]
+    families = np.array([f for _, f in test], dtype=object)
+    scores, labels = [], []
+    for i, (query, fam) in enumerate(test[:40]):
+        others = records[:i] + records[i + 1:]
+        prob = clone.probability(query, others)
+        assert np.allclose(prob, model.probability(query, others))
+        assert ((prob >= 0) & (prob <= 1)).all()
+        scores.append(prob)
+        labels.append(np.delete(families, i) == fam)
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    assert scores[labels].mean() > scores[~labels].mean()
+    assert auc(scores, labels) > 0.6
+    full = ",".join(clone.choose_head(records[0], records[1:])[0])
+    assert set(clone.cv) == {full, "dna,dna_white"}
+    assert 0.5 < clone.cv[full]["auc"] <= 1.0
+
+
+def test_query_without_evidence_falls_back_to_dna(store, split):
+    train, test = split
+    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    query = DNARecord.from_dict({**test[0][0].to_dict(), "evidence": {}})
+    scores = model.score(query, [r for r, _ in test[1:]])
+    assert scores.fallback and scores.kinds == ("dna", "dna_white") and "DNA-only" in scores.note
+    assert set(model.explain(scores, 0)) == {"dna", "dna_white"}
+    rich = model.score(test[0][0], [r for r, _ in test[1:]])
+    assert not rich.fallback and "lex" in rich.kinds
+
+
+def test_fit_needs_labelled_families(store):
+    with pytest.raises(ReferenceStoreError, match="3 labelled families"):
+        RelationModel.fit(store.records[:5], {})
+    with pytest.raises(ReferenceStoreError):
+        RelationModel.from_dict({"format": "other"})
