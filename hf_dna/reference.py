@@ -392,12 +392,11 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
             config = json.loads(remote_text(CONFIG_NAME))
         except ValueError:
             raise ReferenceStoreError(f"{repo_id}/{CONFIG_NAME} is not valid JSON") from None
-        where = f"Hub reference {repo_id}"
     else:
-        config, where = config_for(records[0]), ""
+        config = config_for(records[0])
         files[CONFIG_NAME] = json.dumps(config, indent=2, sort_keys=True) + "\n"
     for record in records:
-        check_against_config(record, config, where or f"Hub reference {repo_id}")
+        check_against_config(record, config, f"Hub reference {repo_id}")
     for record in records:
         path, data = record_path(record.model_id, record.revision), record_bytes(record)
         if path in existing:
