@@ -15,10 +15,16 @@ from .generate import ResponseJob
 from .record import DNARecord
 
 
-def _state() -> Any:
+def process_state() -> Any:
+    """accelerate's `PartialState`; on machines without CUDA it is asked for CPU processes (gloo), else a
+    ``torch.distributed`` launch on CPU would leave every process thinking it is alone."""
+    import os
+
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}
+    return PartialState(cpu=cpu)
 
 
 def extract_many(models: list[str], probes: Any = "paper600", *, progress: bool = True, **options: Any) -> list[DNARecord]:
@@ -28,7 +34,7 @@ def extract_many(models: list[str], probes: Any = "paper600", *, progress: bool 
     cache_dir, gguf_file, use_cache).
     """
     probe_set = as_probe_set(probes)
-    state = _state()
+    state = process_state()
     if state.num_processes == 1:
         return [extract(m, probe_set, progress=progress, **options) for m in models]
     from accelerate.utils import gather_object

@@ -80,9 +80,9 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
 
 
 def _announce_processes(n_models: int, quiet: bool) -> None:
-    from accelerate import PartialState
+    from ..distributed import process_state
 
-    state = PartialState()
+    state = process_state()
     if state.num_processes > 1 and state.is_main_process and not quiet:
         what = "models" if n_models >= state.num_processes else "generation batches"
         click.echo(f"spreading {what} over {state.num_processes} processes", err=True)
