@@ -62,6 +62,9 @@ def map_png(coords: np.ndarray, labels: list[str], families: list[str], highligh
                    zorder=3 if big else 2)
         if big and n_labelled <= 60:
             ax.annotate(labels[i].split("/")[-1], (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        elif not big and len(labels) <= 40:
+            ax.annotate(labels[i].split("/")[-1], (x, y), xytext=(3, -8), textcoords="offset points", fontsize=6,
+                        color="#666")
     shown = [f for f in colours if f in set(families)] or [UNKNOWN]
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colours[f], label=f) for f in shown]
     ax.legend(handles=handles, title="family", fontsize=7, title_fontsize=8, loc="center left",

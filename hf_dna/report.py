@@ -22,7 +22,7 @@ from .errors import HfDnaError, InvalidInputError
 from .figures import UNKNOWN, heatmap_png, leaf_order, map_png, tree_png
 from .mapping import classical_mds, stress
 from .record import DNARecord, check_compatible
-from .tree import PhyloTree, build_tree, dna_distances, record_labels
+from .tree import MIN_SELF_CENTRE, build_tree, dna_distances, record_labels
 
 #: draw the distance heatmap up to this many models (beyond that it is unreadable)
 HEATMAP_MAX = 40
@@ -151,7 +151,7 @@ def entries_from_reference(store, k: int = 5, progress: bool = True) -> list[Rep
     if getattr(store, "calibration", None):
         return _judged_reference_entries(store, records, k, progress)
     labels = record_labels(records)
-    distances = dna_distances(records)
+    distances = dna_distances(records, mean=_store_mean(store, records[0]))
     families = families_for(store, [r.model_id for r in records])
     entries = []
     for i, rec in enumerate(records):
@@ -258,12 +258,13 @@ def build_report(entries: list[ReportEntry], *, store=None, reference_name: str 
         report.notes.append("fewer than two models have a DNA: no map, heatmap or tree")
         return report
     labels = record_labels(records)
-    distances = dna_distances(records)
+    mean = _store_mean(store, records[0])
+    distances = dna_distances(records, mean=mean)
     coords = classical_mds(distances)
     report.coords = {label: [round(float(x), 5), round(float(y), 5)] for label, (x, y) in zip(labels, coords)}
     report.map_stress = round(stress(distances, coords), 4)
     report.figures["map"] = map_png(coords, labels, families, highlight)
-    tree = build_tree(records, method=method)
+    tree = build_tree(records, method=method, mean=mean)
     report.newick = tree.newick
     report.figures["tree"] = tree_png(tree, dict(zip(labels, families)))
     if len(records) <= HEATMAP_MAX:
@@ -271,6 +272,14 @@ def build_report(entries: list[ReportEntry], *, store=None, reference_name: str 
     else:
         report.notes.append(f"{len(records)} models: heatmap omitted (drawn up to {HEATMAP_MAX})")
     return report
+
+
+def _store_mean(store, record: DNARecord) -> np.ndarray | None:
+    """The reference's mean DNA (the centre for distances), when the store is comparable with `record`."""
+    records = list(store.records) if store is not None else []
+    if len(records) < MIN_SELF_CENTRE or records[0].compat_key != record.compat_key:
+        return None
+    return np.mean([r.vector for r in records], axis=0)
 
 
 def _context_records(entries: list[ReportEntry], store) -> list[DNARecord]:

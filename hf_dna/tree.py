@@ -93,15 +93,21 @@ def record_labels(records: list[DNARecord]) -> list[str]:
     return unique
 
 
-def dna_distances(records: list[DNARecord], center: bool = True) -> np.ndarray:
+#: centre a set on its own mean only from this size on (the mean of a few models is mostly those models)
+MIN_SELF_CENTRE = 10
+
+
+def dna_distances(records: list[DNARecord], center: bool = True, mean: np.ndarray | None = None) -> np.ndarray:
     """Cosine distance matrix between the records' DNAs (refuses incompatible records).
 
-    With `center`, DNAs are first centred on their mean (needs >= 3 records to mean anything; fewer are left
-    as they are, since two centred vectors are always opposite).
+    With `center`, DNAs are first centred: on `mean` (e.g. the reference store's mean DNA) when given, else on
+    the set's own mean when the set has at least `MIN_SELF_CENTRE` records, else not at all.
     """
     check_compatible(records)
     vectors = np.stack([r.vector for r in records]).astype(np.float64)
-    if center and len(records) >= 3:
+    if center and mean is not None:
+        vectors = vectors - np.asarray(mean, dtype=np.float64)
+    elif center and len(records) >= MIN_SELF_CENTRE:
         vectors = vectors - vectors.mean(axis=0)
     return cosine_distance_matrix(vectors)
 
@@ -221,14 +227,15 @@ def _skip_unary(node: Node) -> Node:
     return node
 
 
-def build_tree(records: list[DNARecord], method: str = "upgma", center: bool = True) -> PhyloTree:
-    """Tree over `records` (>= 2, all comparable) by `method` (`upgma` or `nj`)."""
+def build_tree(records: list[DNARecord], method: str = "upgma", center: bool = True,
+               mean: np.ndarray | None = None) -> PhyloTree:
+    """Tree over `records` (>= 2, all comparable) by `method` (`upgma` or `nj`); see `dna_distances`."""
     if method not in METHODS:
         raise InvalidInputError(f"unknown tree method {method!r}: choose one of {', '.join(METHODS)}")
     if len(records) < 2:
         raise InvalidInputError(f"a tree needs at least two DNA records, got {len(records)}")
     labels = record_labels(records)
-    distances = dna_distances(records, center=center)
+    distances = dna_distances(records, center=center, mean=mean)
     if method == "upgma":
         root, link = upgma(distances, labels)
         return PhyloTree(root, labels, distances, method, link)
