@@ -108,6 +108,24 @@ def lineage_csv(lineage: dict[str, dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
+DATA_FILES_CONFIG = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/**/*.parquet"}]}]
+
+
+def with_dataset_metadata(readme: str) -> str:
+    """The card with a `configs:` entry in its YAML front matter (added when missing), so that the Hub and
+    `datasets.load_dataset` read only data/**/*.parquet, as one table, whatever else the repo holds."""
+    import yaml
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    match = REGEX_YAML_BLOCK.search(readme)
+    metadata, warning = hub.parse_card_metadata(readme)
+    if warning or "configs" in metadata:
+        return readme
+    metadata["configs"] = DATA_FILES_CONFIG
+    front = "---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---\n"
+    return front + (readme[match.end():] if match else readme)
+
+
 def _key(record: DNARecord) -> tuple[str, str]:
     return record.model_id, record.revision
 
@@ -217,7 +235,7 @@ class ReferenceStore:
             atomic_write_text(directory / LINEAGE_NAME, lineage_csv(self.lineage_table))
         if self.calibration is not None:
             atomic_write_text(directory / CALIBRATION_NAME, json.dumps(self.calibration, indent=2) + "\n")
-        atomic_write_text(directory / README_NAME, self.readme or self.dataset_card())
+        atomic_write_text(directory / README_NAME, with_dataset_metadata(self.readme or self.dataset_card()))
         self.source = str(directory)
         return directory
 
@@ -427,7 +445,7 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
         files[CALIBRATION_NAME] = json.dumps(store.calibration, indent=2) + "\n"
     if README_NAME not in existing and files:
         card_store = store or ReferenceStore(config=config)
-        files[README_NAME] = card_store.readme or card_store.dataset_card(repo_id=repo_id)
+        files[README_NAME] = with_dataset_metadata(card_store.readme or card_store.dataset_card(repo_id=repo_id))
     return files, result
 
 

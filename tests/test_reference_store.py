@@ -122,7 +122,8 @@ def test_push_pull_and_load_dataset(local_hub, tmp_path, records):
     repo_id = local_hub.unique_id("reference")
     records[1].declared_base_models, records[1].declared_relation = ["org/m0"], "finetune"  # mixed optional fields
     records[1].encoder_revision = "abc123"
-    store = ReferenceStore(records, lineage={"org/m1": {"family": "fam", "parent": "org/m0"}}, calibration={"c": 1})
+    store = ReferenceStore(records, lineage={"org/m1": {"family": "fam", "parent": "org/m0"}}, calibration={"c": 1},
+                           readme="# A card without metadata\n")  # push adds the data_files config
     result = push(store, repo_id)
     assert result.committed and len(result.added) == len(records)
     pulled = pull(repo_id, tmp_path / "pulled")
@@ -248,3 +249,11 @@ def test_cli_push_store_dir_keeps_remote_lineage_rows(local_hub, tmp_path, recor
     pulled = pull(repo_id, tmp_path / "pulled")
     assert pulled.lineage("org/m0")["family"] == "remote-family"  # somebody else's row is never rewritten
     assert pulled.lineage("org/m2")["family"] == "fam2" and pulled.calibration == {"fitted": True}
+
+
+def test_dataset_metadata_added_once():
+    card = reference.with_dataset_metadata("# Title\n\ntext\n")
+    assert card.startswith("---\nconfigs:") and card.endswith("# Title\n\ntext\n")
+    assert reference.with_dataset_metadata(card) == card
+    with_yaml = reference.with_dataset_metadata("---\nlicense: mit\n---\n# T\n")
+    assert "license: mit" in with_yaml and "data/**/*.parquet" in with_yaml and with_yaml.endswith("# T\n")
