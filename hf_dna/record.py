@@ -103,14 +103,26 @@ def check_compatible(records: list[DNARecord]) -> None:
                 )
 
 
-def records_to_table(records: list[DNARecord]):
-    """A pyarrow Table with one row per record (dna as list<float32>)."""
+def record_schema():
+    """The one parquet schema of every record file: optional fields keep their type even when empty, so
+    pyarrow and `datasets` read any mix of record files as one table."""
     import pyarrow as pa
 
-    rows = [r.to_row() for r in records]
-    table = pa.Table.from_pylist(rows)
-    index = table.schema.get_field_index("dna")
-    return table.set_column(index, "dna", pa.array([r["dna"] for r in rows], type=pa.list_(pa.float32())))
+    text, whole = pa.string(), pa.int64()
+    return pa.schema([
+        ("model_id", text), ("dna", pa.list_(pa.float32())), ("probe_set", text), ("probe_hash", text),
+        ("n_probes", whole), ("encoder", text), ("projection_seed", whole), ("projection", text),
+        ("revision", text), ("encoder_revision", text), ("generation", text),
+        ("declared_base_models", pa.list_(text)), ("declared_relation", text), ("evidence", text),
+        ("hf_dna_version", text), ("created_at", text), ("dim", whole),
+    ])
+
+
+def records_to_table(records: list[DNARecord]):
+    """A pyarrow Table with one row per record, in `record_schema()`."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist([r.to_row() for r in records], schema=record_schema())
 
 
 def write_records(records: list[DNARecord], path: str | os.PathLike) -> Path:

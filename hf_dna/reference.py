@@ -33,7 +33,7 @@ from . import hub
 from ._io import atomic_path, atomic_write_text
 from .errors import (IncompatibleRecordsError, PushConflictError, RecordFileError, ReferenceStoreError,
                      RepoNotFoundError, StaleParentError)
-from .record import COMPAT_FIELDS, DNARecord, check_compatible, read_records, records_to_table
+from .record import COMPAT_FIELDS, DNARecord, check_compatible, read_records, record_schema, records_to_table
 
 CONFIG_NAME = "hf-dna.json"
 LINEAGE_NAME = "lineage.csv"
@@ -68,21 +68,12 @@ def check_against_config(record: DNARecord, config: dict[str, Any], where: str =
                                            f"({getattr(record, name)!r} vs {config[name]!r})")
 
 
-def record_schema():
-    """The one parquet schema of every record file (optional fields typed even when empty), so that
-    `datasets` and pyarrow read a store's files as one table."""
-    template = DNARecord(model_id="x", dna=[0.0], probe_set="x", probe_hash="x", n_probes=0, encoder="x",
-                         projection_seed=0, projection="x", encoder_revision="x", declared_base_models=["x"],
-                         declared_relation="x")
-    return records_to_table([template]).schema
-
-
 def record_bytes(record: DNARecord) -> bytes:
     """One record as parquet bytes in `record_schema()` (deterministic for identical records)."""
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
-    pq.write_table(records_to_table([record]).cast(record_schema()), buffer)
+    pq.write_table(records_to_table([record]), buffer)
     return buffer.getvalue()
 
 
