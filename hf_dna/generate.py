@@ -298,7 +298,25 @@ class TransformersGenerator:
         else:
             ids = [tok(p)["input_ids"] for p in prompts]
         start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        return [seq if seq else [start if start is not None else 0] for seq in ids]
+        return [self._fit(seq) if seq else [start if start is not None else 0] for seq in ids]
+
+    @property
+    def context_length(self) -> int | None:
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(self.config, name, None) or getattr(getattr(self.config, "text_config", None), name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def _fit(self, ids: list[int]) -> list[int]:
+        """Cut a prompt that would not leave room for `max_new_tokens` in the model's context: keep its start
+        (as llm-dna does) and, through a chat template, also its last 32 tokens (the assistant header)."""
+        limit = self.context_length
+        if limit is None or len(ids) + self.settings.max_new_tokens <= limit:
+            return ids
+        room = max(1, limit - self.settings.max_new_tokens)
+        tail = min(32, room // 4) if self.use_chat_template else 0
+        return ids[:room - tail] + (ids[-tail:] if tail else [])
 
     @property
     def model(self) -> Any:
@@ -348,8 +366,10 @@ class TransformersGenerator:
         for row, seq in enumerate(ids):
             input_ids[row, width - len(seq):] = torch.tensor(seq)
             mask[row, width - len(seq):] = 1
+        limit = self.context_length
+        new_tokens = max(1, min(s.max_new_tokens, limit - width)) if limit else s.max_new_tokens
         config = GenerationConfig(
-            max_new_tokens=s.max_new_tokens, do_sample=s.sampling, num_beams=1,
+            max_new_tokens=new_tokens, do_sample=s.sampling, num_beams=1,
             temperature=s.temperature if s.sampling else None, top_p=s.top_p if s.sampling else None,
             pad_token_id=pad, eos_token_id=eos or None)
         if s.sampling:
@@ -435,10 +455,12 @@ class ResponseJob:
         wanted = {i for b in batch_numbers for i in self.batches[b]}
         result = {i: t for i, t in done.items() if i in wanted}
         todo = [b for b in self.missing(done) if b in set(batch_numbers)]
-        if todo:
-            self.generator.model  # load before the bar opens, so loading messages do not break it
-            with torch_threads(), tqdm(total=len(wanted), initial=len(result), disable=not progress, unit="probe",
-                                       desc=f"generate {self.source.model_id}") as bar:
+        if not todo:
+            return result
+        with torch_threads():
+            self.generator.model  # noqa: B018  (load before the bar opens, so loading messages do not break it)
+            with tqdm(total=len(wanted), initial=len(result), disable=not progress, unit="probe",
+                      desc=f"generate {self.source.model_id}") as bar:
                 for b in todo:
                     batch = self.batches[b]
                     texts = self.generator.generate_batch([self.prompt_ids[i] for i in batch], b)

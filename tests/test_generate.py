@@ -186,3 +186,17 @@ def test_out_of_memory_is_a_typed_error(tiny_models, probes, monkeypatch):
     monkeypatch.setattr("transformers.LlamaForCausalLM.generate", oom)
     with pytest.raises(errors.OutOfMemoryError, match="smaller --batch-size"):
         generate_responses(str(tiny_models["parent"]), probes, GREEDY, use_cache=False, progress=False)
+
+
+def test_prompts_longer_than_the_context_are_cut(tiny_models):
+    from hf_dna.generate import resolve_source
+    from hf_dna.probes import ProbeSet
+
+    huge = ProbeSet("huge", (" ".join(["The river runs through the old town"] * 60),))
+    settings = GenerationSettings(max_new_tokens=8)
+    generator = TransformersGenerator(resolve_source(str(tiny_models["parent"])), settings)
+    full = len(generator.tokenizer(huge.prompts[0])["input_ids"])
+    cut = generator.prompt_ids(huge.prompts)[0]
+    assert full > 256 and len(cut) == 256 - 8  # the tiny Llama has 256 positions
+    texts = generate_responses(str(tiny_models["parent"]), huge, settings, use_cache=False, progress=False).texts
+    assert len(texts) == 1 and texts[0]

