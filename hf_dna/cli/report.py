@@ -29,8 +29,11 @@ from ..tree import METHODS
 def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, record_files: tuple[str, ...],
                verdict_files: tuple[str, ...], out_dir: str, method: str, title: str | None, token: str | None,
                no_context: bool, quiet: bool) -> None:
-    """Governance report: per model the declared lineage, nearest relatives with probabilities and flags with
-    evidence; a 2-D DNA map coloured by family, a distance heatmap (small sets) and a phylogenetic tree.
+    """Governance report on MODELS (Hub ids or local paths, each audited), an --org, saved --records or
+    --verdicts, or (with none of these) the --reference store itself.
+
+    Per model: the declared lineage, nearest relatives with probabilities and flags with evidence; for the set: a
+    2-D DNA map coloured by family, a distance heatmap (up to 40 models) and a phylogenetic tree.
 
     Writes a self-contained HTML page (images inline) plus Markdown and JSON into DIR. Models whose audit fails
     or that have no DNA get a line saying why.

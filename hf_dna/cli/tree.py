@@ -15,7 +15,8 @@ from ..tree import METHODS, build_tree
 @click.option("--method", type=click.Choice(METHODS), default="upgma", show_default=True,
               help="upgma: average linkage (rooted, ultrametric); nj: neighbour joining (midpoint-rooted).")
 @click.option("--center/--no-center", default=True, show_default=True,
-              help="Centre DNAs on their mean before cosine distances (per-probe centring; sharpens lineage).")
+              help="Centre DNAs before cosine distances: on the set's mean DNA when it has >= 10 records "
+                   "(per-probe centring; sharpens lineage).")
 @click.option("--newick", "newick_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the tree in Newick format to FILE (default: print it).")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), metavar="FILE",
