@@ -74,16 +74,27 @@ def strip_evidence(store: ReferenceStore) -> ReferenceStore:
     return ReferenceStore(records, config=store.config, lineage=store.lineage_table, calibration=None)
 
 
-def evaluate(store: ReferenceStore, seed: int = 0) -> dict:
+def calibration_without(store: ReferenceStore, record, refit: str, cache: dict) -> dict:
+    """The relation model fitted without `record` (refit=model) or without its whole family (refit=family)."""
+    if refit == "model":
+        return RelationModel.fit([r for r in store.records if r.model_id != record.model_id], store.lineage_table).to_dict()
+    family = (store.lineage(record.model_id) or {}).get("family")
+    if family not in cache:
+        train = [r for r in store.records if (store.lineage(r.model_id) or {}).get("family") != family]
+        cache[family] = RelationModel.fit(train, store.lineage_table).to_dict()
+    return cache[family]
+
+
+def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model") -> dict:
     """Run every planted card of every labelled model; returns per-card outcomes and summary metrics."""
     rng = np.random.default_rng(seed)
     labelled = [r for r in store.records if (store.lineage(r.model_id) or {}).get("confidence") in GOOD
                 and (store.lineage(r.model_id) or {}).get("family") not in ("", "unknown")]
-    outcomes, t_fit, t_judge = [], 0.0, 0.0
+    outcomes, t_fit, t_judge, cache = [], 0.0, 0.0, {}
     for record in labelled:
         rest = [r for r in store.records if r.model_id != record.model_id]
         t0 = time.perf_counter()
-        calibration = RelationModel.fit(rest, store.lineage_table).to_dict()
+        calibration = calibration_without(store, record, refit, cache)
         held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
         t_fit += time.perf_counter() - t0
         info = store.lineage(record.model_id) or {}
@@ -181,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stores", nargs="*", help="store dirs (default: the embedded ones)")
     parser.add_argument("--no-peer", action="store_true", help="skip the DNA-only peer run")
+    parser.add_argument("--refit", choices=["model", "family"], default="model",
+                        help="refit the relation model without the held-out model, or without its whole family")
     parser.add_argument("--json", default="bench/out/audit_eval.json")
     parser.add_argument("--results", default="bench/RESULTS.md")
     args = parser.parse_args(argv)
@@ -193,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [("all evidence", store)] + ([] if args.no_peer else [("DNA only (peer)", strip_evidence(store))])
         for label, variant in runs:
             t0 = time.perf_counter()
-            res = evaluate(variant)
+            res = evaluate(variant, refit=args.refit)
             res["wall_s"] = time.perf_counter() - t0
             results[f"{name} [{label}]"] = res
             s = res["summary"]
@@ -209,8 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     body = (f"## Audit flags on planted cards (bench/audit_eval.py)\n\n"
-            f"Leave-one-model-out over each embedded reference: the held-out model leaves the reference and the "
-            f"relation model is refitted without it. Cards: honest (true parent + relation; nothing for bases), "
+            f"Leave-one-model-out over each reference: the held-out model leaves the reference and the "
+            f"relation model is refitted without {'it' if args.refit == 'model' else 'its whole family'}. Cards: honest (true parent + relation; nothing for bases), "
             f"omit (derived model, nothing declared, a relative in the reference), wrong (a base of another "
             f"family). Hardware: {hardware()}; total {time.perf_counter() - t_all:.0f} s.\n\n{table(results)}\n")
     write_section(Path(args.results), body)

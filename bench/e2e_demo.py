@@ -69,6 +69,12 @@ def generate(name: str, probes: str) -> dict:
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     record = record_from_responses(responses, probe_set)
+    if not record.evidence:  # the reference's relation model also reads the evidence vectors when present
+        from hf_dna.embed import load_encoder
+        from hf_dna.features import record_evidence
+
+        embeddings = load_encoder().encode(list(responses.texts))
+        record.evidence = record_evidence(list(responses.texts), embeddings, record.projection_seed)
     t_dna = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     slug = f"{name}-{probes.replace(':', '_')}"
@@ -79,7 +85,8 @@ def generate(name: str, probes: str) -> dict:
 
     record_file = write_records([record], OUT / f"{slug}.dna.json")
     return {"model": name, "path": str(path), "probes": probes, "n_probes": len(probe_set), "generate_s": t_gen,
-            "dna_s": t_dna, "record": str(record_file), "mean_chars": sum(map(len, responses.texts)) / len(probe_set)}
+            "dna_s": t_dna, "record": str(record_file), "mean_chars": sum(map(len, responses.texts)) / len(probe_set),
+            "empty_responses": sum(not t.strip() for t in responses.texts)}
 
 
 def run_audit(info: dict) -> dict:
