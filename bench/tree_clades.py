@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import platform
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -138,7 +139,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out/tree_clades.json")
     args = parser.parse_args()
     if args.emb:
-        records = records_from_embeddings(args.emb)
+        records = records_from_embeddings(args.emb, re.split(r"-[0-9*]", Path(args.emb).name)[0])
         source = args.emb
     else:
         from hf_dna.reference import ReferenceStore
