@@ -101,7 +101,7 @@ class Verdict:
 def audit(model: str, *, reference: Any = None, probes: str | None = None, responses: str | None = None,
           record: DNARecord | str | None = None, base_models: list[str] | tuple[str, ...] | None = None,
           relation: str | None = None, settings: Any = None, token: str | None = None, k: int = 5,
-          progress: bool = False) -> Verdict:
+          progress: bool = False, revision: str | None = None, gguf_file: str | None = None) -> Verdict:
     """Audit `model` (Hub id, local dir/file, or any name when `responses`/`record` are given).
 
     `reference`: a `ReferenceStore`, a local store dir or a Hub dataset id; default: the embedded store made
@@ -115,10 +115,10 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
     store = reference if isinstance(reference, ReferenceStore) else (
         ReferenceStore.load(reference) if reference is not None else None)
     probes = probes or (_store_probe_set(store) if store is not None else None) or DEFAULT_PROBES
-    dna = _get_record(model, record, responses, probes, settings, token, progress)
+    dna = _get_record(model, record, responses, probes, settings, token, progress, revision, gguf_file)
     if store is None:
         store = ReferenceStore.default(probe_hash=dna.probe_hash)
-    declared = declared_lineage(model, base_models, relation, token, notes)
+    declared = declared_lineage(model, base_models, relation, token, notes, revision)
     return judge(model, dna, declared, store, k=k, notes=notes)
 
 
@@ -130,7 +130,8 @@ def _store_probe_set(store: Any) -> str | None:
 
 
 def _get_record(model: str, record: DNARecord | str | None, responses: str | None, probes: str,
-                settings: Any, token: str | None, progress: bool) -> DNARecord:
+                settings: Any, token: str | None, progress: bool, revision: str | None = None,
+                gguf_file: str | None = None) -> DNARecord:
     """The model's DNA: a given record (object or file), else extracted from responses or by generation."""
     if isinstance(record, DNARecord):
         return record
@@ -148,11 +149,12 @@ def _get_record(model: str, record: DNARecord | str | None, responses: str | Non
 
     if responses is not None:
         return extract(model, probes, responses=responses, progress=progress)
-    return extract(model, probes, settings=settings or GenerationSettings.paper(), token=token, progress=progress)
+    return extract(model, probes, settings=settings or GenerationSettings.paper(), token=token, progress=progress,
+                   revision=revision, gguf_file=gguf_file)
 
 
 def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None, relation: str | None,
-                     token: str | None, notes: list[str]) -> Declared:
+                     token: str | None, notes: list[str], revision: str | None = None) -> Declared:
     """Declared bases from the command line when given, else from the model's card (Hub or local dir)."""
     from . import hub
 
@@ -167,7 +169,7 @@ def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None
         return Declared()
     else:
         try:
-            meta = hub.model_metadata(model, token=token)
+            meta = hub.model_metadata(model, revision=revision, token=token)
         except (RepoNotFoundError, HubOfflineError) as err:
             notes.append(f"model not on the Hub ({err}): no base declared (use --base-model)")
             return Declared()

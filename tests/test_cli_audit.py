@@ -146,3 +146,14 @@ def test_responses_end_to_end_on_hub_repos(text_reference, local_hub, tmp_path):
     assert verdicts["honest"]["flags"] == []
     assert {f["code"] for f in verdicts["wrong"]["flags"]} == {"unsupported-base", "undeclared-base"}
     assert verdicts["honest"]["record"]["probe_set"] == "rand-en-3"  # probes taken from the reference's config
+
+
+def test_generation_options_mirror_extract_with_paper_defaults():
+    from hf_dna.cli.audit import _settings, audit_cmd
+
+    names = {p.name for p in audit_cmd.params}
+    assert {"max_new_tokens", "batch_size", "device", "gguf_file"} <= names
+    settings = _settings({"max_new_tokens": 32, "batch_size": 2, "gguf_file": None})
+    assert (settings.sampling, settings.chat_template, settings.temperature, settings.top_p, settings.seed) == (
+        True, "off", 0.7, 0.9, 42)
+    assert (settings.max_new_tokens, settings.batch_size) == (32, 2)

@@ -84,15 +84,6 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
     return f"pushed findings row: {publish.push_findings_row(findings_repo, verdict, token)}"
 
 
-def _generation_options(func):
-    """The generation options of `hf-dna extract`, when that command exposes them."""
-    try:
-        from .extract import generation_options
-    except ImportError:
-        return func
-    return generation_options(func)
-
-
 @click.command("audit")
 @click.argument("model")
 @click.option("--reference", metavar="REPO|DIR", help="Reference DNA store: a local dir or a Hub dataset id. "
@@ -119,13 +110,14 @@ def _generation_options(func):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary line on stderr.")
-@_generation_options
 def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
               base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
               fail_on: str, k: int, token: str | None, output: str | None, quiet: bool, **generation: Any) -> None:
     """Audit MODEL (Hub id, local dir or .gguf, or any name with --responses/--record) against a DNA reference.
 
     \b
+    Generation (when neither --responses nor --record is given) uses the settings the reference was made with:
+    seeded sampling (T=0.7, top_p 0.9, seed 42), no chat template; the options below tune speed and memory.
     Exit codes: 0 clean (or flags not in --fail-on), 3 a --fail-on flag fired, 1 error.
     Flags: undeclared-base, unsupported-base, no-base-declared, wrong-relation.
     """
@@ -133,7 +125,7 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
     settings = _settings(generation)
     verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,
                     base_models=list(base_models) or None, relation=relation, settings=settings, token=token, k=k,
-                    progress=not quiet)
+                    progress=not quiet, revision=generation.get("revision"), gguf_file=generation.get("gguf_file"))
     data = verdict.to_dict()
     text = render(data, fmt, fail_codes)
     if output:
@@ -154,12 +146,20 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
 
 
 def _settings(generation: dict[str, Any]) -> Any:
-    """GenerationSettings from the mirrored extract options (paper sampling settings by default)."""
-    try:
-        from .extract import settings_from_options
-    except ImportError:
-        return None
-    return settings_from_options(**generation) if generation else None
+    """The paper's sampling settings (what the reference was made with), adjusted by the mirrored options."""
+    from ..generate import GenerationSettings
+
+    return GenerationSettings.paper(**{k: v for k, v in generation.items() if k in _SETTINGS and v is not None})
 
 
+def _mirror_extract_options() -> None:
+    """Reuse `hf-dna extract`'s generation options (the same click objects) on `hf-dna audit`."""
+    from .extract import extract_cmd
+
+    audit_cmd.params.extend(p for p in extract_cmd.params if p.name in _MIRRORED)
+
+
+_SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trust_remote_code")
+_MIRRORED = (*_SETTINGS, "gguf_file", "revision")
+_mirror_extract_options()
 COMMANDS = [audit_cmd]
