@@ -95,8 +95,10 @@ def cpu_threads() -> int:
     lose badly to any other load on the sibling. Under `accelerate launch` the cores are shared by the
     processes of this machine.
     """
-    env = os.environ.get("HF_DNA_NUM_THREADS")
+    env = os.environ.get("HF_DNA_NUM_THREADS", "").strip()
     if env:
+        if not env.isdigit():
+            raise InvalidInputError(f"HF_DNA_NUM_THREADS must be a positive integer, not {env!r}")
         return max(1, int(env))
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if usable <= 2:

@@ -54,6 +54,9 @@ def test_cpu_threads_rule(monkeypatch):
     assert cpu_threads() == 8
     monkeypatch.setenv("HF_DNA_NUM_THREADS", "3")
     assert cpu_threads() == 3
+    monkeypatch.setenv("HF_DNA_NUM_THREADS", "many")
+    with pytest.raises(errors.InvalidInputError):
+        cpu_threads()
 
 
 def test_greedy_batched_equals_one_at_a_time_in_probe_order(tiny_models, probes, parent_texts, tmp_path):
@@ -171,10 +174,15 @@ def test_bad_model_inputs(bad_model_dirs, probes, case, error):
     assert "\n" not in str(info.value)
 
 
-def test_quantised_loading_needs_cuda(tiny_models, probes):
+def test_quantised_loading_and_cuda_device_need_cuda(tiny_models, probes):
+    import torch
+
     with pytest.raises(errors.InvalidInputError, match="CUDA"):
         generate_responses(str(tiny_models["parent"]), probes, GenerationSettings(load_in="4bit", device="cpu"),
                            use_cache=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(errors.InvalidInputError, match="CUDA is not available"):
+            generate_responses(str(tiny_models["parent"]), probes, GenerationSettings(device="cuda"), use_cache=False)
 
 
 def test_out_of_memory_is_a_typed_error(tiny_models, probes, monkeypatch):
