@@ -489,4 +489,5 @@ def generate_responses(model: str, probe_set: ProbeSet, settings: GenerationSett
     return job.responses(job.run(list(range(len(job.batches))), progress))
 
 
-from .responses_file import read_responses_file  # noqa: E402  (re-exported: one interface for responses)
+# re-exported: one interface for responses (the private names are used by hf_dna.refbuild)
+from .responses_file import _map_onto_probes, _read_rows, read_responses_file  # noqa: E402,F401
