@@ -4,18 +4,26 @@
 reference's calibrated relation model (P(related), fitted on labelled pairs; `hf_dna.calibrate`) and turns the
 disagreements into flags, each with its evidence:
 
-- ``undeclared-base``: a close relative (P >= 0.5) that the card does not name, that is not a relative of a
-  named base (same family) and not a descendant of the audited model (its reference lineage does not name the
-  audited model as parent);
-- ``unsupported-base``: a declared base present in the reference with P < 0.5, no member of its family
-  reaching 0.5 either (a declared base absent from the reference gives a note, not a flag);
+- ``undeclared-base``: a close relative (P(related) at or above the reference's *relative* decision point) that
+  the card does not name, that is not a relative of a named base (same family) and not a descendant of the
+  audited model (its reference lineage does not name the audited model as parent);
+- ``unsupported-base``: a declared base present in the reference whose P(related) is below the *support*
+  decision point, no member of its family reaching it either (a declared base absent from the reference gives
+  a note, not a flag);
 - ``no-base-declared``: the card declares a derived relation (finetune, adapter, merge, quantized, ...) but no
   base model;
 - ``wrong-relation``: the DNA distance to the declared base fits the reference's parent-child pairs of another
   relation (``quantized`` vs derived by training) better than those of the declared one.
 
-0.5 is the decision point of a calibrated probability (equal costs), not a tuned threshold; the relation
-distances come from the reference's own labelled pairs.
+No threshold is set by hand. P(related) comes from the reference's relation model (fitted on all labelled
+pairs, so its base rate is that of a random pair: a few percent). The two decision points are fitted on the
+reference itself, scoring each labelled model against all the others (`DecisionPoints`):
+
+- relative: where P(the top-scored candidate is of the same family) crosses 0.5 (logistic fit on the top
+  candidate's log-odds);
+- support: where a true parent and a base of another family are equally likely (class-balanced logistic fit
+  on the log-odds of (child, parent) pairs vs (model, other-family base) pairs): a card's claim is taken as
+  equally likely true or false before looking at the DNA.
 """
 from __future__ import annotations
 
@@ -187,6 +195,115 @@ def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None
     return Declared(bases, meta.base_model_relation, "card", bool(meta.relation_declared))
 
 
+# ------------------------------------------------------------------------------------------- decision points
+@dataclass
+class DecisionPoints:
+    """P(related) cut-offs fitted on the reference (see module doc); `source` says how."""
+
+    relative: float
+    support: float
+    source: str
+    n_top: int = 0
+    n_support_pairs: int = 0
+
+
+def self_scores(relation_model: Any, records: list[DNARecord]) -> np.ndarray:
+    """P(related) of every reference record to every other one (n x n, NaN diagonal), vectorised.
+
+    Same features as `RelationModel.score` (centred cosine and its z-score over the other records) for all
+    queries at once."""
+    from .calibrate import _sigmoid, _stack, cosine_block
+
+    kinds, _ = relation_model.choose_head(records[0], records[1:])
+    head = relation_model.heads[",".join(kinds)]
+    space = relation_model._space()
+    vectors = _stack(records, kinds)
+    eye = np.eye(len(records), dtype=bool)
+    feats = []
+    for kind in kinds:
+        t = space.transform(kind, vectors["dna" if kind == "dna_white" else kind])
+        sim = cosine_block(t, t)
+        others = np.where(eye, np.nan, sim)
+        mu, sd = np.nanmean(others, axis=1, keepdims=True), np.nanstd(others, axis=1, keepdims=True)
+        feats += [sim, (sim - mu) / np.where(sd == 0, 1.0, sd)]
+    x = np.stack(feats, axis=-1)
+    z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
+    prob = _sigmoid(z)
+    prob[eye] = np.nan
+    return prob
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, balanced: bool) -> float | None:
+    """P(related) where a 1-D logistic fit of y on logit(P) crosses 0.5 (class-balanced: prior shift removed)."""
+    from .calibrate import fit_logistic
+
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    if n_pos < 2 or n_neg < 2:
+        return None
+    coef, intercept, mean, scale = fit_logistic(x[:, None], y.astype(float))
+    if coef[0] <= 0:
+        return None
+    intercept -= np.log(n_pos / n_neg) if balanced else 0.0
+    crossing = mean[0] - scale[0] * intercept / coef[0]
+    return float(1.0 / (1.0 + np.exp(-crossing)))
+
+
+_POINTS: Any = None
+
+
+def decision_points(store: Any, relation_model: Any) -> DecisionPoints:
+    """The relative and support decision points of `store` (computed once per store object)."""
+    import weakref
+
+    global _POINTS
+    if _POINTS is None:
+        _POINTS = weakref.WeakKeyDictionary()
+    try:
+        return _POINTS[store]
+    except (KeyError, TypeError):
+        pass
+    points = _fit_decision_points(store, relation_model)
+    try:
+        _POINTS[store] = points
+    except TypeError:
+        pass
+    return points
+
+
+def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
+    records = store.records
+    lineage = _Lineage(store)
+    if len(records) < 4:
+        return DecisionPoints(RELATED, RELATED, "too few reference records: 0.5")
+    fam = np.array([lineage.family(r.model_id) if lineage.info(r.model_id).get("confidence") in GOOD_CONFIDENCE
+                    else "" for r in records], dtype=object)
+    scores = self_scores(relation_model, records)
+    labelled = np.flatnonzero(fam != "")
+    top = np.nanargmax(scores[labelled], axis=1)
+    top_x, top_y = _logit(scores[labelled, top]), (fam[top] == fam[labelled]).astype(float)
+    index = {r.model_id: i for i, r in enumerate(records)}
+    roots = np.array([lineage.info(r.model_id).get("relation") == "base" for r in records]) & (fam != "")
+    pos, neg = [], []
+    for i in labelled:
+        pos += [scores[i, index[p]] for p in lineage.parents(records[i].model_id) if p in index]
+        neg += list(scores[i, roots & (fam != fam[i])])
+    pair_x = _logit(np.array(pos + neg))
+    pair_y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    relative, support = _crossing(top_x, top_y, balanced=False), _crossing(pair_x, pair_y, balanced=True)
+    source = (f"fitted on the reference: top candidate of {len(labelled)} labelled models "
+              f"({int(top_y.sum())} of the same family); {len(pos)} (child, parent) vs {len(neg)} "
+              "(model, other-family base) pairs")
+    if relative is None or support is None:
+        source += "; a fit failed (one class or no separation): 0.5 used for it"
+    return DecisionPoints(relative if relative is not None else RELATED, support if support is not None else RELATED,
+                          source, len(labelled), len(pos) + len(neg))
+
+
 # ------------------------------------------------------------------------------------------- judging
 @dataclass
 class _Candidates:
@@ -276,13 +393,14 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     lineage = _Lineage(store)
     if cands.scores.fallback:
         notes.append(f"{cands.scores.note}")
+    points = decision_points(store, cands.relation_model)
     order = np.lexsort((cands.distance, -cands.probability))
     nearest = [Neighbour(cands.records[i].model_id, round(float(cands.distance[i]), 6),
                          round(float(cands.probability[i]), 4), lineage.family(cands.records[i].model_id))
                for i in order[:k]]
     flags = []
-    flags += _undeclared_base(model, declared, cands, lineage, order)
-    flags += _unsupported_bases(declared, cands, lineage, notes)
+    flags += _undeclared_base(model, declared, cands, lineage, order, points)
+    flags += _unsupported_bases(declared, cands, lineage, notes, points)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
     return Verdict(model, declared, nearest, flags, record, notes)
@@ -298,12 +416,12 @@ def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[st
 
 
 def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage: _Lineage,
-                     order: np.ndarray) -> list[Flag]:
+                     order: np.ndarray, points: DecisionPoints) -> list[Flag]:
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
     relatives, descendants, explained = [], [], []
     for i in order:
-        if cands.probability[i] < RELATED:
+        if cands.probability[i] < points.relative:
             break
         rec = cands.records[i]
         parents = lineage.parents(rec.model_id, rec)
@@ -324,11 +442,13 @@ def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage
     evidence = {"relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
                 "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
-                "threshold": RELATED, "evidence_kinds": list(cands.scores.kinds)}
+                "threshold": round(points.relative, 4), "threshold_source": points.source,
+                "evidence_kinds": list(cands.scores.kinds)}
     return [Flag("undeclared-base", message, evidence)]
 
 
-def _unsupported_bases(declared: Declared, cands: _Candidates, lineage: _Lineage, notes: list[str]) -> list[Flag]:
+def _unsupported_bases(declared: Declared, cands: _Candidates, lineage: _Lineage, notes: list[str],
+                       points: DecisionPoints) -> list[Flag]:
     flags = []
     for base in declared.base_models:
         i = cands.index(base)
@@ -338,7 +458,7 @@ def _unsupported_bases(declared: Declared, cands: _Candidates, lineage: _Lineage
         family = lineage.family(cands.records[i].model_id)
         members = [j for j, rec in enumerate(cands.records) if family and lineage.family(rec.model_id) == family]
         best_member = max(members, key=lambda j: cands.probability[j], default=i)
-        if cands.probability[i] >= RELATED or cands.probability[best_member] >= RELATED:
+        if max(cands.probability[i], cands.probability[best_member]) >= points.support:
             continue
         best = int(np.argmax(cands.probability)) if len(cands.records) else i
         rank = int((cands.probability > cands.probability[i]).sum()) + 1
@@ -348,8 +468,8 @@ def _unsupported_bases(declared: Declared, cands: _Candidates, lineage: _Lineage
         flags.append(Flag("unsupported-base", message, {
             "declared_base": _relative_evidence(cands, lineage, i), "rank": rank,
             "best_family_member": _relative_evidence(cands, lineage, best_member),
-            "closest": _relative_evidence(cands, lineage, best), "threshold": RELATED,
-            "evidence_kinds": list(cands.scores.kinds)}))
+            "closest": _relative_evidence(cands, lineage, best), "threshold": round(points.support, 4),
+            "threshold_source": points.source, "evidence_kinds": list(cands.scores.kinds)}))
     return flags
 
 
