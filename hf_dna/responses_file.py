@@ -32,8 +32,7 @@ def read_responses_file(path: str, probe_set: ProbeSet, model_id: str | None = N
     """
     from .generate import Responses  # generate re-exports this function
 
-    rows = _read_rows(Path(path))
-    rows = _select_model(rows, model_id, path)
+    rows = _select_model(_read_rows(Path(path), model_id), model_id, path)
     if not rows:
         raise ResponsesFileError(f"{path} holds no responses")
     texts = _map_onto_probes(rows, probe_set, path)
@@ -41,14 +40,12 @@ def read_responses_file(path: str, probe_set: ProbeSet, model_id: str | None = N
     return Responses(str(label), "local", texts, {"backend": "responses-file", "source": Path(path).name})
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Path, model_id: str | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ResponsesFileError(f"no such responses file: {path}")
     try:
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path).to_pylist()
+            return _read_parquet(path, model_id)
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -60,6 +57,19 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise ResponsesFileError(f"{path}: expected a list of rows or an object with 'items'")
     return data
+
+
+def _read_parquet(path: Path, model_id: str | None) -> list[dict[str, Any]]:
+    """All rows, or with `model_id` only that model's (a pushed-down filter: multi-model files are large)."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    if model_id is not None and "model_id" in names:
+        filters = [[("model_id", "=", model_id)]] + ([[("dir", "=", model_id)]] if "dir" in names else [])
+        rows = pq.read_table(path, filters=filters).to_pylist()
+        if rows:
+            return rows
+    return pq.read_table(path).to_pylist()
 
 
 def _select_model(rows: list[Any], model_id: str | None, path: str) -> list[dict[str, Any]]:
