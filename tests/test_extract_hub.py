@@ -28,3 +28,12 @@ def test_hub_repo_generates_like_the_local_dir(local_hub, tiny_models):
 def test_missing_hub_repo(local_hub):
     with pytest.raises(errors.RepoNotFoundError, match="not found"):
         generate_responses(local_hub.unique_id("missing"), PROBES, SETTINGS, use_cache=False)
+
+
+def test_hub_gguf_repo_downloads_only_the_named_file(local_hub, bad_model_dirs):
+    broken = bad_model_dirs["corrupt_gguf"].read_bytes()
+    repo = local_hub.make_model(files={"model-Q4.gguf": broken, "model-Q8.gguf": b"not wanted"})
+    with pytest.raises(errors.CorruptModelFileError, match="model-Q4.gguf"):
+        generate_responses(repo, PROBES, SETTINGS, gguf_file="model-Q4.gguf", use_cache=False)
+    snapshot = resolve_source(repo, gguf_file="model-Q4.gguf").path
+    assert (snapshot / "model-Q4.gguf").is_file() and not (snapshot / "model-Q8.gguf").exists()
