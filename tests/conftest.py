@@ -1,5 +1,8 @@
 """Shared pytest set-up. Fixtures live in plugin modules, one per area, so they stay small and separate."""
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,12 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Keep every cache the tests write (Hub downloads from the local server, response cache) out of the user's home.
+_CACHE_ROOT = Path(tempfile.mkdtemp(prefix="hf-dna-tests-"))
+atexit.register(shutil.rmtree, _CACHE_ROOT, ignore_errors=True)
+os.environ["HF_HUB_CACHE"] = str(_CACHE_ROOT / "hub")
+os.environ["HF_DATASETS_CACHE"] = str(_CACHE_ROOT / "datasets")
+os.environ["HF_DNA_CACHE"] = str(_CACHE_ROOT / "responses")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-responses"
 
