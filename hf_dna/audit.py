@@ -208,28 +208,26 @@ class DecisionPoints:
 
 
 def self_scores(relation_model: Any, records: list[DNARecord]) -> np.ndarray:
-    """P(related) of every reference record to every other one (n x n, NaN diagonal), vectorised.
+    """P(related) of every reference record to every other one (n x n, NaN diagonal).
 
-    Same features as `RelationModel.score` (centred cosine and its z-score over the other records) for all
-    queries at once."""
-    from .calibrate import _sigmoid, _stack, cosine_block
+    Uses the relation model's own all-pairs feature path (the one it is fitted with) when available, else
+    scores one record at a time through the public `score`."""
+    from . import calibrate
 
+    n = len(records)
     kinds, _ = relation_model.choose_head(records[0], records[1:])
-    head = relation_model.heads[",".join(kinds)]
-    space = relation_model._space()
-    vectors = _stack(records, kinds)
-    eye = np.eye(len(records), dtype=bool)
-    feats = []
-    for kind in kinds:
-        t = space.transform(kind, vectors["dna" if kind == "dna_white" else kind])
-        sim = cosine_block(t, t)
-        others = np.where(eye, np.nan, sim)
-        mu, sd = np.nanmean(others, axis=1, keepdims=True), np.nanstd(others, axis=1, keepdims=True)
-        feats += [sim, (sim - mu) / np.where(sd == 0, 1.0, sd)]
-    x = np.stack(feats, axis=-1)
-    z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
-    prob = _sigmoid(z)
-    prob[eye] = np.nan
+    try:
+        head = relation_model.heads[",".join(kinds)]
+        vectors = calibrate._stack(records, kinds)
+        matrices = calibrate._matrices(relation_model._space(), vectors, kinds)
+        x = calibrate._features_of_rows(matrices, np.arange(n), kinds)
+        z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
+        prob = calibrate._sigmoid(z)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        prob = np.zeros((n, n))
+        for i in range(n):
+            prob[i, np.arange(n) != i] = relation_model.probability(records[i], records[:i] + records[i + 1:])
+    prob[np.eye(n, dtype=bool)] = np.nan
     return prob
 
 
