@@ -144,3 +144,19 @@ def test_audit_refuses_incompatible_record(world, tmp_path):
         audit("m", reference=str(world[0]), record=str(path), base_models=["org/alpha-base"])
     with pytest.raises(InvalidInputError):
         audit("m", reference=str(world[0]), record=str(path), relation="cousin")
+
+
+def test_decision_points_are_fitted_not_set(store):
+    from hf_dna.audit import _crossing, decision_points, self_scores
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-3 * (x - 0.5)))).astype(float)  # true crossing at logit 0.5
+    assert abs(_crossing(x, y, balanced=False) - 1 / (1 + np.exp(-0.5))) < 0.03
+    assert _crossing(x, np.ones_like(x), balanced=False) is None  # one class: no fit
+    relation_model = RelationModel.from_dict(store.calibration)
+    scores = self_scores(relation_model, store.records)
+    direct = relation_model.probability(store.records[0], store.records[1:])
+    assert np.isnan(scores[0, 0]) and np.allclose(scores[0, 1:], direct, atol=0.05)
+    points = decision_points(store, relation_model)
+    assert 0 < points.relative < 1 and 0 < points.support < 1 and "fitted" in points.source
