@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from hf_dna.record import DNARecord
-from hf_dna.tree import build_tree
 
 LINEAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-responses" / "lineage.csv"
 SHOWN = ["llama-1", "llama-2", "llama-3", "qwen1.5", "qwen2.5", "qwen3", "gemma-3", "pythia", "bloom", "mistral-7b",
@@ -111,24 +110,42 @@ def headline(scores: dict[str, dict[str, float]]) -> float:
     return sum(s["in_clade"] for s in scores.values()) / n if n else 0.0
 
 
-def evaluate(records: list[DNARecord], lineage: dict, method: str, center: bool, shuffles: int = 20) -> dict:
+def evaluate(records: list[DNARecord], lineage: dict, distances: np.ndarray, method: str, name: str,
+             shuffles: int = 20) -> dict:
+    from hf_dna.tree import neighbor_joining, record_labels, upgma
+
+    labels = record_labels(records)
     t0 = time.perf_counter()
-    tree = build_tree(records, method=method, center=center)
+    root = upgma(distances, labels)[0] if method == "upgma" else neighbor_joining(distances, labels)
     seconds = time.perf_counter() - t0
-    groups = tree.root.clades() if method == "upgma" else tree.root.splits()
-    fine = {label: lineage[r.model_id]["family"] for label, r in zip(tree.labels, records)
+    groups = root.clades() if method == "upgma" else root.splits()
+    fine = {label: lineage[r.model_id]["family"] for label, r in zip(labels, records)
             if r.model_id in lineage and lineage[r.model_id]["confidence"] == "high" and lineage[r.model_id]["family"]}
-    result = {"method": method, "center": center, "seconds": round(seconds, 3), "n_leaves": len(records)}
+    result = {"method": method, "distance": name, "seconds": round(seconds, 3), "n_leaves": len(records)}
     rng = np.random.default_rng(0)
-    for name, labels in (("fine", fine), ("coarse", {k: coarse(v) for k, v in fine.items()})):
-        scores = family_scores(groups, labels)
-        keys, values = list(labels), list(labels.values())
+    for level, labelled in (("fine", fine), ("coarse", {k: coarse(v) for k, v in fine.items()})):
+        scores = family_scores(groups, labelled)
+        keys, values = list(labelled), list(labelled.values())
         peer = [headline(family_scores(groups, dict(zip(keys, rng.permutation(values))))) for _ in range(shuffles)]
-        result[name] = {"families": scores, "in_clade": headline(scores), "shuffled": float(np.mean(peer)),
-                        "scored_models": sum(s["n"] for s in scores.values()),
-                        "monophyletic": sum(s["in_clade_frac"] == 1.0 for s in scores.values()),
-                        "n_families": len(scores)}
+        result[level] = {"families": scores, "in_clade": headline(scores), "shuffled": float(np.mean(peer)),
+                         "scored_models": sum(s["n"] for s in scores.values()),
+                         "monophyletic": sum(s["in_clade_frac"] == 1.0 for s in scores.values()),
+                         "n_families": len(scores)}
     return result
+
+
+def distance_matrices(records: list[DNARecord], calibration: dict | None) -> dict[str, np.ndarray]:
+    """The distances `hf-dna tree --distance` offers, on these records."""
+    from hf_dna.tree import dna_distances, evidence_distances, relation_distances
+
+    out = {"dna centred": dna_distances(records), "dna raw": dna_distances(records, center=False)}
+    if any(r.evidence for r in records):
+        out["evidence centred"] = evidence_distances(records)
+    if calibration:
+        t0 = time.perf_counter()
+        out["relation (in-sample)"] = relation_distances(records, calibration)
+        print(f"relation distances: {time.perf_counter() - t0:.1f} s")
+    return out
 
 
 def main() -> None:
@@ -138,6 +155,7 @@ def main() -> None:
     parser.add_argument("--lineage", default=str(LINEAGE), help="lineage CSV (model_id, family, confidence)")
     parser.add_argument("--out", default="bench/out/tree_clades.json")
     args = parser.parse_args()
+    calibration = None
     if args.emb:
         records = records_from_embeddings(args.emb, re.split(r"-[0-9*]", Path(args.emb).name)[0])
         source = args.emb
@@ -145,21 +163,22 @@ def main() -> None:
         from hf_dna.reference import ReferenceStore
 
         store = ReferenceStore.load(args.store) if args.store else ReferenceStore.default()
-        records, source = store.records, store.source
+        records, source, calibration = store.records, store.source, store.calibration
     lineage = read_lineage(Path(args.lineage))
     print(f"{len(records)} DNAs from {source}; {cpu_name()}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}")
-    runs = [evaluate(records, lineage, m, c) for m in ("upgma", "nj") for c in (True, False)]
-    print(f"\n{'tree':<16}{'fine in-clade':>14}{'shuffled':>10}{'ratio':>7}{'mono':>8}"
+    matrices = distance_matrices(records, calibration)
+    runs = [evaluate(records, lineage, d, m, name) for name, d in matrices.items() for m in ("upgma", "nj")]
+    print(f"\n{'tree':<30}{'fine in-clade':>14}{'shuffled':>10}{'ratio':>7}{'mono':>8}"
           f"{'coarse in-clade':>17}{'shuffled':>10}{'ratio':>7}{'build s':>9}")
     for r in runs:
         f, c = r["fine"], r["coarse"]
-        print(f"{r['method'] + (' centred' if r['center'] else ' raw'):<16}{f['in_clade']:>14.3f}{f['shuffled']:>10.3f}"
+        print(f"{r['method'] + ' ' + r['distance']:<30}{f['in_clade']:>14.3f}{f['shuffled']:>10.3f}"
               f"{f['in_clade'] / max(f['shuffled'], 1e-9):>7.2f}{f['monophyletic']:>4}/{f['n_families']:<3}"
               f"{c['in_clade']:>17.3f}{c['shuffled']:>10.3f}{c['in_clade'] / max(c['shuffled'], 1e-9):>7.2f}"
               f"{r['seconds']:>9.2f}")
     for r in runs:
-        print(f"\n{r['method']} {'centred' if r['center'] else 'raw'}: family  n  in-clade  LCA-purity  best-F1 (P/R)")
+        print(f"\n{r['method']} {r['distance']}: family  n  in-clade  LCA-purity  best-F1 (P/R)")
         scores = {**r["fine"]["families"], **r["coarse"]["families"]}
         for fam in [f for f in SHOWN if f in scores]:
             s = scores[fam]

@@ -17,6 +17,7 @@ from .errors import InvalidInputError
 from .record import DNARecord, check_compatible
 
 METHODS = ("upgma", "nj")
+DISTANCES = ("dna", "evidence", "relation")
 
 
 @dataclass
@@ -227,15 +228,59 @@ def _skip_unary(node: Node) -> Node:
     return node
 
 
+def evidence_distances(records: list[DNARecord], center: bool = True) -> np.ndarray:
+    """Mean of the centred cosine distances over every evidence vector all records carry (the DNA, plus e.g. the
+    wider embedding projection and lexical sketch that `hf-dna reference build` stores in `record.evidence`)."""
+    from .calibrate import record_vectors
+
+    check_compatible(records)
+    vectors = [record_vectors(r) for r in records]
+    kinds = sorted(set.intersection(*(set(v) for v in vectors)))
+    total = np.zeros((len(records), len(records)))
+    for kind in kinds:
+        stack = np.stack([v[kind] for v in vectors]).astype(np.float64)
+        if center and len(records) >= MIN_SELF_CENTRE:
+            stack = stack - stack.mean(axis=0)
+        total += cosine_distance_matrix(stack)
+    return total / len(kinds)
+
+
+def relation_distances(records: list[DNARecord], calibration: dict) -> np.ndarray:
+    """1 - P(related) between records, from a reference's calibrated relation model (symmetrised)."""
+    from .calibrate import RelationModel
+
+    check_compatible(records)
+    model = RelationModel.from_dict(calibration)
+    n = len(records)
+    prob = np.eye(n)
+    for i, record in enumerate(records):
+        others = [j for j in range(n) if j != i]
+        prob[i, others] = np.asarray(model.score(record, [records[j] for j in others]).probability, dtype=float)
+    return 1.0 - (prob + prob.T) / 2.0
+
+
 def build_tree(records: list[DNARecord], method: str = "upgma", center: bool = True,
-               mean: np.ndarray | None = None) -> PhyloTree:
-    """Tree over `records` (>= 2, all comparable) by `method` (`upgma` or `nj`); see `dna_distances`."""
+               mean: np.ndarray | None = None, distance: str = "dna", calibration: dict | None = None) -> PhyloTree:
+    """Tree over `records` (>= 2, all comparable) by `method` (`upgma` or `nj`).
+
+    `distance`: ``dna`` (centred cosine of the DNAs, see `dna_distances`), ``evidence`` (`evidence_distances`) or
+    ``relation`` (`relation_distances`, needs the reference's `calibration`).
+    """
     if method not in METHODS:
         raise InvalidInputError(f"unknown tree method {method!r}: choose one of {', '.join(METHODS)}")
+    if distance not in DISTANCES:
+        raise InvalidInputError(f"unknown distance {distance!r}: choose one of {', '.join(DISTANCES)}")
     if len(records) < 2:
         raise InvalidInputError(f"a tree needs at least two DNA records, got {len(records)}")
     labels = record_labels(records)
-    distances = dna_distances(records, center=center, mean=mean)
+    if distance == "relation":
+        if not calibration:
+            raise InvalidInputError("--distance relation needs a calibrated reference store (--reference)")
+        distances = relation_distances(records, calibration)
+    elif distance == "evidence":
+        distances = evidence_distances(records, center=center)
+    else:
+        distances = dna_distances(records, center=center, mean=mean)
     if method == "upgma":
         root, link = upgma(distances, labels)
         return PhyloTree(root, labels, distances, method, link)

@@ -114,3 +114,18 @@ def test_tree_cli_errors_are_one_line(tmp_path):
         result = runner.invoke(main, ["tree", *args])
         assert result.exit_code == 1, result.output
         assert needle in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_tree_distances_evidence_and_relation(tmp_path):
+    records, families = family_records(n_families=3, per_family=4)
+    store = make_store(tmp_path / "store", records, families, calibrate=True)
+    runner = CliRunner()
+    for distance in ("evidence", "relation"):
+        result = runner.invoke(main, ["tree", "--reference", str(store), "--distance", distance])
+        assert result.exit_code == 0, result.output
+        clades = parse_newick(result.stdout.strip()).clades()
+        for fam in set(families.values()):
+            assert frozenset(m for m, f in families.items() if f == fam) in clades
+    write_records(records, tmp_path / "recs.json")
+    result = runner.invoke(main, ["tree", str(tmp_path / "recs.json"), "--distance", "relation"])
+    assert result.exit_code == 1 and "needs a calibrated reference store" in result.stderr
