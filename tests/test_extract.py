@@ -45,7 +45,10 @@ def test_record_fields(tiny_models, tmp_path):
     assert (record.dim, record.n_probes, record.probe_hash, record.probe_set) == (128, 16, PROBES.hash, "rand-en-16")
     assert record.encoder == "sentence-transformers/all-MiniLM-L6-v2" and record.encoder_revision
     assert record.generation["max_new_tokens"] == 16 and record.generation["backend"] == "transformers"
-    assert record.generation["dtype"] == "float32" and record.generation["device"] == "cpu"
+    from hf_dna.generate import cpu_has_native_bf16
+
+    expected_dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
+    assert record.generation["dtype"] == expected_dtype and record.generation["device"] == "cpu"
 
 
 def test_same_inputs_give_identical_bytes(tiny_models, tmp_path, monkeypatch):
