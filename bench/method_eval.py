@@ -149,15 +149,15 @@ def main() -> None:
     report("probe-weighted per-probe cosine (CV weights)", probe_weighted_cv(sims, fam, args.folds))
     del sims
     lex = np.stack([lexical_sketch(t, 42) for t in data.texts])
-    report("lex sketch 1024 (raw cos)", cos_matrix(lex, False))
-    report("lex sketch 1024, centred", cos_matrix(lex, True))
+    report("lex sketch 512 (raw cos)", cos_matrix(lex, False))
+    report("lex sketch 512, centred", cos_matrix(lex, True))
     if not args.skip_exact_lex:
         report("lex exact TF-IDF per-probe avg cosine", lexical_exact(data.texts))
 
     vectors = {"dna": dna.astype(np.float64), "lex": lex.astype(np.float64),
-               "emb512": wide_embedding(emb, 42, 512).astype(np.float64)}
-    kind_sets = [("dna",), ("dna", "dna_white"), ("lex",), ("emb512",), ("dna", "dna_white", "lex"),
-                 ("dna", "dna_white", "emb512"), ("dna", "dna_white", "lex", "emb512")]
+               "emb1024": wide_embedding(emb, 42, 1024).astype(np.float64)}
+    kind_sets = [("dna",), ("dna", "dna_white"), ("lex",), ("emb1024",), ("dna", "dna_white", "lex"),
+                 ("dna", "dna_white", "emb1024"), ("dna", "dna_white", "lex", "emb1024"), ("dna", "lex", "emb1024")]
     for kinds in kind_sets:
         m = cross_validate(vectors, fam, par, ids, kinds, args.folds)
         name = f"logistic on {'+'.join(kinds)} (CV by family)"

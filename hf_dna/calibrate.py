@@ -1,17 +1,20 @@
 """A calibrated probability that two models are related, learned on a reference's labelled pairs.
 
 The stored representation stays the paper's DNA; the decision combines it with the evidence vectors of
-`hf_dna.features` when both sides carry them. Pair features, for each vector kind (``dna``, ``dna_white``,
-``lex``, ``emb512``):
+`hf_dna.features` when both sides carry them. For each vector kind (``dna``, ``dna_white``, ``lex``,
+``emb1024``) the similarity is the cosine after centring on the reference mean (per-probe centring, by
+linearity of the projections); ``dna_white`` also whitens by the within-family covariance of the labelled
+families. Each similarity s(q, r) of a query q to a reference record r gives five pair features:
 
-- ``cos``: cosine after centring on the reference mean (per-probe centring, by linearity of the projections);
-  ``dna_white`` also whitens by the within-family covariance of the training families;
-- ``z``: that cosine standardised over the query's similarities to all reference records (removes the
-  query-specific offset: e.g. base models look alike to everything).
+- ``cos``: s itself;
+- ``z``: s standardised over the query's similarities to all records (removes the query's own offset:
+  base models, for instance, look alike to everything);
+- ``zr``: s standardised over r's similarities to the other records (the same on r's side: hubness);
+- ``rq``: log(1 + rank of r among q's candidates); ``rr``: log(1 + rank of q among r's neighbours).
 
 A logistic regression on these features (L2, fitted on all labelled pairs: same `family` = related) turns
-them into P(related). Its quality is measured by grouped cross-validation over families (families held out
-of fitting) and stored with the model; no threshold is set by hand.
+them into P(related). Its quality is measured by grouped cross-validation with whole families held out of
+fitting, and stored with the model; no threshold is set by hand.
 """
 from __future__ import annotations
 
@@ -28,7 +31,10 @@ from .record import DNARecord
 
 FORMAT = "hf-dna-relation-model-v1"
 GOOD_CONFIDENCE = ("high", "medium")
-EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb512")
+EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024")
+FEATURE_PARTS = ("cos", "z", "zr", "rq", "rr")
+#: most reference columns used for record-side statistics (ranks are rescaled beyond it)
+STATS_SAMPLE = 2000
 CV_FOLDS = 5
 L2 = 1e-2
 WHITEN_SHRINK = 0.1
@@ -67,19 +73,55 @@ def cosine_block(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
     return _unit(queries) @ _unit(refs).T
 
 
-def pair_features(sims: dict[str, np.ndarray], kinds: tuple[str, ...]) -> np.ndarray:
-    """(n_q, n_r, 2*len(kinds)) features from centred similarity blocks: cos and its per-query z-score."""
+@dataclass
+class RefStats:
+    """Record-side statistics of one similarity kind: each record's similarities to the other records."""
+
+    mean: np.ndarray  # (n_r,)
+    sd: np.ndarray  # (n_r,)
+    sorted: np.ndarray  # (n_r, m) ascending, NaN (self) last
+    scale: float  # ranks are counted among m columns and scaled to the n_r - 1 other records
+
+    @classmethod
+    def from_block(cls, block: np.ndarray, n_records: int) -> RefStats:
+        """`block` (n_r, m): similarities of each record to m reference columns, NaN where a record meets itself."""
+        sd = np.nanstd(block, axis=1)
+        valid = max(block.shape[1] - 1, 1)
+        return cls(np.nanmean(block, axis=1), np.where(sd == 0, 1.0, sd), np.sort(block, axis=1),
+                   max(n_records - 1, 1) / valid)
+
+    def rank_of(self, sims: np.ndarray) -> np.ndarray:
+        """For sims (n_q, n_r): how many of record r's other neighbours are closer to r than the query is."""
+        out = np.empty(sims.shape)
+        finite = np.isfinite(self.sorted).sum(axis=1)
+        for r in range(sims.shape[1]):
+            row = self.sorted[r, : finite[r]]
+            out[:, r] = len(row) - np.searchsorted(row, sims[:, r], side="right")
+        return out * self.scale
+
+
+def _ranks(sims: np.ndarray) -> np.ndarray:
+    """0-based rank of each column within its row (highest similarity first; NaN last)."""
+    order = np.argsort(-np.nan_to_num(sims, nan=-np.inf), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(len(sims))[:, None], order] = np.arange(sims.shape[1])[None, :]
+    return ranks
+
+
+def pair_features(sims: dict[str, np.ndarray], stats: dict[str, RefStats], kinds: tuple[str, ...]) -> np.ndarray:
+    """(n_q, n_r, 5 * len(kinds)) features (see module doc); NaN similarities (a query meeting itself) stay NaN."""
     feats = []
     for kind in kinds:
-        s = sims[kind]
-        mu = s.mean(axis=1, keepdims=True)
-        sd = s.std(axis=1, keepdims=True)
-        feats += [s, (s - mu) / np.where(sd == 0, 1.0, sd)]
+        s, st = sims[kind], stats[kind]
+        sd = np.nanstd(s, axis=1, keepdims=True)
+        z = (s - np.nanmean(s, axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)
+        zr = (s - st.mean[None, :]) / st.sd[None, :]
+        feats += [s, z, zr, np.log1p(_ranks(s)), np.log1p(st.rank_of(np.nan_to_num(s, nan=np.inf)))]
     return np.stack(feats, axis=-1)
 
 
 def feature_names(kinds: tuple[str, ...]) -> list[str]:
-    return [f"{kind}.{part}" for kind in kinds for part in ("cos", "z")]
+    return [f"{kind}.{part}" for kind in kinds for part in FEATURE_PARTS]
 
 
 # ---------------------------------------------------------------- logistic regression (no sklearn needed)
@@ -212,13 +254,23 @@ def _fit_space(vectors: dict[str, np.ndarray], families: np.ndarray, train: np.n
     return _Space(means, white)
 
 
-def _similarities(space: _Space, vectors: dict[str, np.ndarray], q: np.ndarray, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
-    sims = {}
+def _matrices(space: _Space, vectors: dict[str, np.ndarray], kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """All-pairs similarity matrix per kind (NaN on the diagonal: a model is not its own candidate)."""
+    out = {}
     for kind in kinds:
         base = "dna" if kind == "dna_white" else kind
         t = space.transform(kind, vectors[base])
-        sims[kind] = cosine_block(t[q], t)
-    return sims
+        m = cosine_block(t, t)
+        np.fill_diagonal(m, np.nan)
+        out[kind] = m
+    return out
+
+
+def _features_of_rows(matrices: dict[str, np.ndarray], rows: np.ndarray, kinds: tuple[str, ...]) -> np.ndarray:
+    """Pair features of `rows` (as queries) against every record, record-side statistics over all records."""
+    n = len(next(iter(matrices.values())))
+    stats = {k: RefStats.from_block(matrices[k], n) for k in kinds}
+    return pair_features({k: matrices[k][rows] for k in kinds}, stats, kinds)
 
 
 def _train_pairs(feats: np.ndarray, families: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +335,8 @@ class RelationModel:
         everyone = np.ones(len(records), dtype=bool)
         space = _fit_space(vectors, families, everyone)
         model = cls(
-            means={k: [float(x) for x in v] for k, v in space.means.items()},
-            white=None if space.white is None else space.white.tolist(),
+            means=_rounded({k: [float(x) for x in v] for k, v in space.means.items()}),
+            white=None if space.white is None else _rounded(space.white.tolist()),
             n_records=len(records),
             n_labelled=int((families != "").sum()),
         )
@@ -315,9 +367,17 @@ class RelationModel:
         kinds, fallback = self.choose_head(query, records)
         head = self.heads[",".join(kinds)]
         vectors = _stack([query, *records], kinds)
-        sims = _similarities(self._space(), vectors, np.array([0]), kinds)
-        sims = {k: s[:, 1:] for k, s in sims.items()}
-        x = pair_features(sims, kinds)[0]
+        space = self._space()
+        sims, stats = {}, {}
+        n = len(records)
+        sample = np.unique(np.linspace(0, n - 1, min(n, STATS_SAMPLE)).astype(int))
+        for kind in kinds:
+            t = space.transform(kind, vectors["dna" if kind == "dna_white" else kind])
+            sims[kind] = cosine_block(t[:1], t[1:])
+            block = cosine_block(t[1:], t[1:][sample])
+            block[sample, np.arange(len(sample))] = np.nan
+            stats[kind] = RefStats.from_block(block, n)
+        x = pair_features(sims, stats, kinds)[0]
         contrib = (x - np.asarray(head["mean"])) / np.asarray(head["scale"]) * np.asarray(head["coef"])
         prob = _sigmoid(contrib.sum(axis=1) + head["intercept"])
         return Scores(prob, kinds, fallback, contrib, feature_names(kinds))
@@ -352,11 +412,20 @@ class RelationModel:
         return cls(data["means"], data.get("white"), data["heads"], data.get("n_records", 0), data.get("n_labelled", 0))
 
 
+def _rounded(value: Any) -> Any:
+    """Nested lists/dicts of floats rounded to 5 significant digits (a compact calibration.json)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return float(f"{value:.5g}") if isinstance(value, float) else value
+
+
 EVIDENCE_DOC = {
     "dna": "paper DNA (128-d), centred on the reference mean",
     "dna_white": "paper DNA, centred and whitened by the within-family covariance",
     "lex": "hashed character n-gram sketch of the responses (formatting and wording)",
-    "emb512": "response embeddings projected to 512 dims (a wider DNA)",
+    "emb1024": "response embeddings projected to 1024 dims (a wider DNA)",
 }
 
 
@@ -364,31 +433,33 @@ def _fit_head(vectors: dict[str, np.ndarray], families: np.ndarray, kinds: tuple
               space: _Space | None = None) -> dict[str, Any]:
     space = space or _fit_space(vectors, families, train)
     rows = np.flatnonzero(train & (families != ""))
-    sims = _similarities(space, vectors, rows, kinds)
+    matrices = _matrices(space, vectors, kinds)
     if "dna_white" in kinds:
-        sims["dna_white"] = _crossfit_white(space, vectors["dna"], families, rows)
-    feats = pair_features(sims, kinds)
-    x, y = _train_pairs(feats, families, rows)
+        matrices["dna_white"] = _crossfit_white(space, vectors["dna"], families, rows, matrices["dna_white"])
+    x, y = _train_pairs(_features_of_rows(matrices, rows, kinds), families, rows)
     coef, intercept, mean, scale = fit_logistic(x, y)
     return {"kinds": list(kinds), "features": feature_names(kinds), "coef": coef.tolist(), "intercept": intercept,
             "mean": mean.tolist(), "scale": scale.tolist(), "n_pairs": int(len(y)), "n_related_pairs": int(y.sum())}
 
 
-def _crossfit_white(space: _Space, dna: np.ndarray, families: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Whitened similarities of training `rows`, each computed with a whitener fitted without its family.
+def _crossfit_white(space: _Space, dna: np.ndarray, families: np.ndarray, rows: np.ndarray,
+                    in_sample: np.ndarray) -> np.ndarray:
+    """Whitened similarities in which each training row comes from a whitener fitted without its family.
 
     A whitener fitted on a family pulls that family together; features for fitting the logistic head must
     not see that, or the head over-trusts whitening on families it has never seen."""
     centred = dna - space.means["dna"]
     inner = family_folds(families[rows], CV_FOLDS)
-    out = np.zeros((len(rows), len(dna)))
+    out = in_sample.copy()
     for k in range(CV_FOLDS):
         part = inner == k
         if not part.any():
             continue
         fit_rows = rows[~part]
         t = centred @ whitener(centred[fit_rows], families[fit_rows])
-        out[part] = cosine_block(t[rows[part]], t)
+        out[rows[part]] = cosine_block(t[rows[part]], t)
+    out = (out + out.T) / 2
+    np.fill_diagonal(out, np.nan)
     return out
 
 
@@ -404,24 +475,31 @@ def family_folds(families: np.ndarray, folds: int) -> np.ndarray:
     return np.array([fold_of.get(f, -1) for f in families])
 
 
-def cross_validate(vectors: dict[str, np.ndarray], families: np.ndarray, parents: np.ndarray, model_ids: list[str],
-                   kinds: tuple[str, ...], folds: int = CV_FOLDS) -> dict[str, float]:
-    """Grouped k-fold by family: fit on the other folds' families, score the held-out ones against everyone."""
+def cv_score_matrix(vectors: dict[str, np.ndarray], families: np.ndarray, kinds: tuple[str, ...],
+                    folds: int = CV_FOLDS) -> np.ndarray:
+    """P(related) of every row (query) to every column, each row scored by a model fitted without its family
+    (grouped k-fold by family; unlabelled rows by the first fold's model)."""
     fold = family_folds(families, folds)
-    labelled = np.flatnonzero(families != "")
     score = np.full((len(families), len(families)), np.nan)
     for k in range(folds):
-        test = np.flatnonzero(fold == k)
+        test = np.flatnonzero((fold == k) | ((fold < 0) & (k == 0)))
         train = (fold != k) & (fold >= 0)
         if not len(test) or train.sum() < 4:
             continue
         space = _fit_space(vectors, families, train)
         head = _fit_head(vectors, families, kinds, train, space)
-        sims = _similarities(space, vectors, test, kinds)
-        x = pair_features(sims, kinds)
+        x = _features_of_rows(_matrices(space, vectors, kinds), test, kinds)
         z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
         score[test] = _sigmoid(z)
-    # held-out rows scored against every labelled model; a pair between two folds is scored from both sides
+    return score
+
+
+def cross_validate(vectors: dict[str, np.ndarray], families: np.ndarray, parents: np.ndarray, model_ids: list[str],
+                   kinds: tuple[str, ...], folds: int = CV_FOLDS) -> dict[str, float]:
+    """Grouped k-fold by family: fit on the other folds' families, score the held-out ones against everyone."""
+    labelled = np.flatnonzero(families != "")
+    score = cv_score_matrix(vectors, families, kinds, folds)
+    # a pair between two held-out folds is scored from both sides: average
     sub = score[np.ix_(labelled, labelled)]
     sub = np.where(np.isnan(sub), sub.T, sub)
     metrics = pair_metrics(sub, families[labelled], parents[labelled], [model_ids[i] for i in labelled])

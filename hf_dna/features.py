@@ -5,13 +5,14 @@ order and scaled by 1/sqrt(n_probes), so the dot product of two sketches estimat
 cosine similarity of the two models' responses. Because the maps are linear, centring on a reference mean
 (what `hf_dna.calibrate.RelationModel` does) commutes with them.
 
-- ``lex``: lexical/formatting evidence. Each response becomes a vector of hashed character n-gram counts
+- ``lex``: lexical/formatting evidence. Each response (its first `LEX_MAX_CHARS` characters) becomes a vector of hashed character n-gram counts
   (n = 3..5, sublinear tf, L2-normalised per probe), sketched into `LEX_DIM` dims with a count sketch.
   Hashing is a fixed polynomial hash over Unicode code points, so it is the same on every platform.
 - ``emb<k>``: the same response embeddings as the DNA, projected to a larger working dim `k`
   (blockwise Gaussian JL of `hf_dna.dna`, seed offset so it is independent of the 128-d DNA).
 
-Values are rounded to float16 precision (4 significant digits) to keep records small (~12 KB of JSON).
+Values are scaled to unit mean square (the evidence is only ever compared by cosine after centring, which
+scale does not change) and rounded to 1 decimal to keep records small (~6 bytes of JSON per value).
 """
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ import numpy as np
 
 from .dna import project
 
-LEX_DIM = 1024
+LEX_DIM = 512
+#: characters of each response the lexical sketch reads: about what the sentence encoder reads (256 word pieces),
+#: so references generated with long outputs and audited models generated with short ones are compared alike
+LEX_MAX_CHARS = 1000
 LEX_NGRAMS = (3, 4, 5)
 LEX_BUCKETS = 1 << 20
-WIDE_DIM = 512
+WIDE_DIM = 1024
 #: evidence vector names and what they hold (for reports and `RelationModel.explain`)
 EVIDENCE_KINDS = {
     "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
@@ -61,7 +65,7 @@ def lexical_sketch(texts: list[str], seed: int, dim: int = LEX_DIM) -> np.ndarra
     out = np.zeros(dim, dtype=np.float64)
     seed64 = np.uint64(seed & 0xFFFFFFFF)
     for probe, text in enumerate(texts):
-        hashes = ngram_hashes(text or "")
+        hashes = ngram_hashes((text or "")[:LEX_MAX_CHARS])
         if hashes.size == 0:
             continue
         buckets, counts = np.unique(hashes % np.uint64(LEX_BUCKETS), return_counts=True)
@@ -82,8 +86,10 @@ def wide_embedding(embeddings: np.ndarray, seed: int, dim: int = WIDE_DIM) -> np
 
 
 def _compact(vector: np.ndarray) -> list[float]:
-    """float16 precision, written with 4 significant digits (short JSON)."""
-    return [float(f"{x:.4g}") for x in np.asarray(vector, dtype=np.float16).astype(np.float32)]
+    """Scaled to unit mean square (cosines do not change) and rounded to 1 decimal: short JSON; the rounding
+    moves a cosine between two such vectors by ~0.001."""
+    v = np.asarray(vector, dtype=np.float64) * np.sqrt(len(vector))
+    return [round(float(x), 1) for x in v]
 
 
 def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict[str, list[float]]:

@@ -45,16 +45,19 @@ def paper100() -> ReferenceStore:
     return ReferenceStore.load(path)
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-
-
 def test_committed_store_known_relatives_are_closer(paper100):
-    by_id = {r.model_id: r for r in paper100.records}
-    mean = paper100.matrix.mean(axis=0)
-    v = {m: by_id[m].vector - mean for m in ("Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct")}
-    base, instruct = v["Qwen/Qwen2.5-7B"], v["Qwen/Qwen2.5-7B-Instruct"]
-    unrelated = [r for r in paper100.records if (paper100.lineage(r.model_id) or {}).get("family") in ("llama-2", "pythia")]
-    assert len(unrelated) >= 5
-    closer = [_cos(base, instruct) > _cos(base, r.vector - mean) for r in unrelated]
-    assert np.mean(closer) > 0.8
+    """Qwen2.5-7B -> its instruct fine-tune scores above nearly all unrelated (llama-2, pythia) models.
+
+    With the store's relation model, as the audit decides. (Plain centred 128-d DNA cosine does not manage
+    this: base models sit closer to other base models than to their own chat fine-tunes; bench/RESULTS.md.)"""
+    from hf_dna.calibrate import RelationModel
+
+    model = RelationModel.from_dict(paper100.calibration)
+    query = next(r for r in paper100.records if r.model_id == "Qwen/Qwen2.5-7B")
+    others = [r for r in paper100.records if r is not query]
+    prob = model.probability(query, others)
+    ids = [r.model_id for r in others]
+    relative = prob[ids.index("Qwen/Qwen2.5-7B-Instruct")]
+    unrelated = [p for p, r in zip(prob, others) if (paper100.lineage(r.model_id) or {}).get("family") in ("llama-2", "pythia")]
+    assert len(unrelated) >= 20
+    assert np.mean(np.asarray(unrelated) < relative) > 0.9
