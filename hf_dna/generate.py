@@ -267,6 +267,10 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
+#: how continuations become responses; part of the cache key, so a change never serves stale text
+DECODING = "until-eos,skip-special,strip"
+
+
 class TransformersGenerator:
     """A causal LM and its tokenizer, loaded lazily: the tokenizer first (enough to plan and to hit the cache)."""
 
@@ -299,7 +303,7 @@ class TransformersGenerator:
         """The settings as stored in records and cache keys, with auto values resolved."""
         info = self.settings.to_dict()
         info.update(backend=BACKEND, dtype=self.dtype, device=self.device.split(":")[0],
-                    chat_template_used=self.use_chat_template)
+                    chat_template_used=self.use_chat_template, decoding=DECODING)
         return info
 
     def prompt_ids(self, prompts: list[str] | tuple[str, ...]) -> list[list[int]]:
@@ -401,7 +405,8 @@ class TransformersGenerator:
 
     def _decode(self, tokens: list[int], eos: list[int]) -> str:
         cut = next((i for i, t in enumerate(tokens) if t in eos), len(tokens))
-        return self.tokenizer.decode(tokens[:cut], skip_special_tokens=True)
+        # stripped like the reference pipeline (llm-dna) strips its responses
+        return self.tokenizer.decode(tokens[:cut], skip_special_tokens=True).strip()
 
 
 def _bitsandbytes_config(load_in: str, device: str) -> Any:
