@@ -29,9 +29,11 @@ def family_colours(families: list[str]) -> dict[str, tuple]:
     for fam in families:
         if fam and fam != UNKNOWN:
             counts[fam] = counts.get(fam, 0) + 1
-    ranked = sorted(counts, key=lambda f: (-counts[f], f))[:MAX_COLOURED_FAMILIES]
-    palette = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("tab20").colors)[1::2]
-    colours = {fam: (*palette[i % len(palette)][:3], 1.0) for i, fam in enumerate(ranked)}
+    greys = {7, 15}  # tab10 / tab20 greys are kept for "other" and "unknown"
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i not in greys]
+    palette += [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 and i not in greys]
+    ranked = sorted(counts, key=lambda f: (-counts[f], f))[:min(MAX_COLOURED_FAMILIES, len(palette))]
+    colours = {fam: (*palette[i][:3], 1.0) for i, fam in enumerate(ranked)}
     colours[OTHER] = (0.6, 0.6, 0.6, 1.0)
     colours[UNKNOWN] = (0.8, 0.8, 0.8, 1.0)
     return colours
@@ -53,11 +55,13 @@ def map_png(coords: np.ndarray, labels: list[str], families: list[str], highligh
     """Scatter plot of a 2-D map, coloured by family; highlighted points are larger and labelled."""
     plt = _pyplot()
     colours = family_colours(families)
+    families = [f if f in colours else OTHER for f in families]
     fig, ax = plt.subplots(figsize=(11, 8), dpi=100)
     n_labelled = sum(highlight)
+    size = 70 if n_labelled <= 100 else 34
     for i, (x, y) in enumerate(coords):
         big = highlight[i]
-        ax.scatter(x, y, s=70 if big else 22, color=colour_of(families[i], colours),
+        ax.scatter(x, y, s=size if big else 22, color=colour_of(families[i], colours),
                    edgecolors="black" if big else "none", linewidths=0.8, alpha=1.0 if big else 0.75,
                    zorder=3 if big else 2)
         if big and n_labelled <= 60:
@@ -124,9 +128,9 @@ def tree_png(tree: PhyloTree, families: dict[str, str]) -> bytes:
                 ax.plot([x, depth[id(child)]], [ypos[id(child)]] * 2, color="#444", linewidth=0.8)
         else:
             fam = families.get(node.name or "", "")
-            ax.text(x + max_depth * 0.01, y, f"{node.name}" + (f"  [{fam}]" if fam else ""), va="center",
-                    fontsize=7, color=colour_of(fam, colours) if fam else "black")
-            ax.plot([x], [y], marker="o", markersize=3, color=colour_of(fam, colours))
+            ax.text(x + max_depth * 0.015, y, f"{node.name}" + (f"  [{fam}]" if fam else ""), va="center",
+                    fontsize=7, color="#222")
+            ax.plot([x], [y], marker="s", markersize=5, color=colour_of(fam, colours), markeredgewidth=0)
     ax.set_xlim(-max_depth * 0.02, max_depth * 1.6)
     ax.set_ylim(-1, len(leaves))
     ax.set_yticks([])

@@ -46,8 +46,9 @@ class ReportEntry:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the record without its bulky extra evidence vectors (the DNA itself is kept)."""
         out = {k: v for k, v in self.__dict__.items() if k != "record"}
-        out["record"] = self.record.to_dict() if self.record else None
+        out["record"] = {**self.record.to_dict(), "evidence": {}} if self.record else None
         return out
 
 
@@ -349,6 +350,12 @@ def verdict_markdown(verdict: dict[str, Any]) -> str:
     return env.get_template("report.md.j2").render(report=report, images={}, single=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_output_dir(out_dir: str | os.PathLike) -> None:
     """Raise a one-line `InvalidInputError` unless `out_dir` is (or can be created as) a writable directory."""
     out = Path(out_dir).absolute()
@@ -386,6 +393,7 @@ def write_file(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
+            tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; reports are meant to be shared
     except OSError as err:
         raise InvalidInputError(f"cannot write {path}: {err.strerror or err}") from None
     return Path(path)

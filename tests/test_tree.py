@@ -129,3 +129,14 @@ def test_tree_distances_evidence_and_relation(tmp_path):
     write_records(records, tmp_path / "recs.json")
     result = runner.invoke(main, ["tree", str(tmp_path / "recs.json"), "--distance", "relation"])
     assert result.exit_code == 1 and "needs a calibrated reference store" in result.stderr
+
+
+def test_tree_on_the_embedded_default_store(tmp_path):
+    from hf_dna.reference import ReferenceStore, default_store_dirs
+
+    if not default_store_dirs():
+        pytest.skip("no embedded reference store in this checkout")
+    store = ReferenceStore.default()
+    result = CliRunner().invoke(main, ["tree", "--reference", "default", "--newick", str(tmp_path / "t.nwk")])
+    assert result.exit_code == 0, result.output
+    assert sorted(parse_newick((tmp_path / "t.nwk").read_text()).leaves()) == sorted(store.model_ids)
