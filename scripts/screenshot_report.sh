@@ -20,6 +20,7 @@ trap 'rm -rf "$profile"' EXIT
 mkdir -p "$(dirname "$out")"
 timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+  --virtual-time-budget=10000 --run-all-compositor-stages-before-draw \
   --user-data-dir="$profile" --screenshot="$out" --window-size="$size" "file://$html" >/dev/null 2>&1
 test -s "$out" || { echo "Error: chromium wrote no screenshot" >&2; exit 1; }
 echo "$out"
