@@ -285,7 +285,10 @@ def _store_mean(store, record: DNARecord) -> np.ndarray | None:
 
 def _context_records(entries: list[ReportEntry], store) -> list[DNARecord]:
     """Reference records near the reported models, to place them among known families."""
-    by_id = {r.model_id: r for r in store.records}
+    if not entries:
+        return []
+    key = entries[0].record.compat_key  # a store made with other probes/encoder cannot serve as context
+    by_id = {r.model_id: r for r in store.records if r.compat_key == key}
     own = {e.model for e in entries}
     if own <= set(by_id) and len(own) == len(by_id):
         return []

@@ -200,3 +200,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = shot.read_bytes()
     assert data[:8] == PNG and len(data) > 50_000  # a blank page compresses to a few kB
+
+
+def test_report_ignores_an_incompatible_reference_as_context(tmp_path):
+    other, other_families = family_records(n_families=3, per_family=4, projection_seed=7)
+    store = make_store(tmp_path / "store", other, other_families)
+    verdicts = _verdict_file(tmp_path / "v.json", 2, 2)
+    result = _run("report", "--verdicts", str(verdicts), "--reference", str(store), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert len(_report(tmp_path / "out")["map"]) == 4  # only the reported models: no incomparable context
