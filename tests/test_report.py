@@ -206,6 +206,10 @@ def test_report_ignores_an_incompatible_reference_as_context(tmp_path):
     other, other_families = family_records(n_families=3, per_family=4, projection_seed=7)
     store = make_store(tmp_path / "store", other, other_families)
     verdicts = _verdict_file(tmp_path / "v.json", 2, 2)
+    data = json.loads(verdicts.read_text())
+    for verdict in data:  # nearest relatives that exist in the (incomparable) store
+        verdict["nearest"][0]["model_id"] = "org2/fam2-model-0"
+    verdicts.write_text(json.dumps(data))
     result = _run("report", "--verdicts", str(verdicts), "--reference", str(store), "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert len(_report(tmp_path / "out")["map"]) == 4  # only the reported models: no incomparable context
