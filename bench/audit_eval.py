@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_dna.audit import DERIVED_RELATIONS, FLAG_CODES, Declared, judge  # noqa: E402
+from hf_dna.audit import DERIVED_RELATIONS, FLAG_CODES, RELATIVE_POSTERIOR, Declared, decision_points, judge  # noqa: E402
 from hf_dna.calibrate import RelationModel  # noqa: E402
 from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
 
@@ -85,7 +85,7 @@ def calibration_without(store: ReferenceStore, record, refit: str, cache: dict) 
     return cache[family]
 
 
-def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model") -> dict:
+def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteriors: tuple[float, ...] = (0.5,)) -> dict:
     """Run every planted card of every labelled model; returns per-card outcomes and summary metrics."""
     rng = np.random.default_rng(seed)
     labelled = [r for r in store.records if (store.lineage(r.model_id) or {}).get("confidence") in GOOD
@@ -96,22 +96,39 @@ def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model") -> dict
         t0 = time.perf_counter()
         calibration = calibration_without(store, record, refit, cache)
         held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
+        points = decision_points(held_out, RelationModel.from_dict(calibration))
+        thresholds = {q: points.relative_at(q) for q in posteriors}
         t_fit += time.perf_counter() - t0
         info = store.lineage(record.model_id) or {}
         for card, (declared, expected) in planted_cards(store, record.model_id, rng).items():
             t0 = time.perf_counter()
-            verdict = judge(record.model_id, record, declared, held_out)
+            verdict = judge(record.model_id, record, declared, held_out, relative_posterior=min(posteriors))
             t_judge += time.perf_counter() - t0
             fired = [f.code for f in verdict.flags]
             undeclared = next((f for f in verdict.flags if f.code == "undeclared-base"), None)
             top_family = undeclared.evidence["relatives"][0]["family"] if undeclared else None
-            outcomes.append({"model": record.model_id, "card": card, "confidence": info.get("confidence"),
+            outcomes.append({"undeclared_p": undeclared.evidence["relatives"][0]["probability"] if undeclared else None,
+                             "thresholds": thresholds,
+                             "model": record.model_id, "card": card, "confidence": info.get("confidence"),
                              "relation": info.get("relation"), "family": info.get("family"),
                              "declared": declared.base_models, "expected": sorted(expected), "fired": fired,
                              "undeclared_names_right_family": top_family == info.get("family") if top_family else None,
                              "nearest": [(n.model_id, n.probability) for n in verdict.nearest[:3]]})
-    return {"outcomes": outcomes, "summary": summarise(outcomes), "n_models": len(store.records),
+    by_posterior = {q: summarise([at_posterior(o, q) for o in outcomes]) for q in posteriors}
+    return {"outcomes": outcomes, "summary": by_posterior[RELATIVE_POSTERIOR if RELATIVE_POSTERIOR in posteriors
+                                                          else posteriors[-1]],
+            "by_posterior": by_posterior, "n_models": len(store.records),
             "n_labelled": len(labelled), "fit_s": t_fit, "judge_ms": 1000 * t_judge / max(len(outcomes), 1)}
+
+
+def at_posterior(outcome: dict, posterior: float) -> dict:
+    """The outcome as it would be with the relative decision point at `posterior` (others flags unchanged)."""
+    fired = [c for c in outcome["fired"] if c != "undeclared-base"]
+    p = outcome["undeclared_p"]
+    if p is not None and p >= outcome["thresholds"][posterior]:
+        fired.insert(0, "undeclared-base")
+    return {**outcome, "fired": fired,
+            "undeclared_names_right_family": outcome["undeclared_names_right_family"] if "undeclared-base" in fired else None}
 
 
 def summarise(outcomes: list[dict]) -> dict:
@@ -148,16 +165,16 @@ def summarise(outcomes: list[dict]) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
-    """Markdown table: one row per (store, evidence) run."""
-    head = ("| store | evidence | models (labelled) | honest: no flag | false undeclared-base on honest (high / medium) "
+    """Markdown table: one row per (store, evidence, relative posterior) run."""
+    head = ("| store | evidence | relative posterior | models (labelled) | honest: no flag | false undeclared-base on honest (high / medium) "
             "| omit -> undeclared-base (recall) | ...names right family | wrong -> unsupported-base (recall) "
             "| undeclared-base precision | unsupported-base precision | judge ms/card |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, res in results.items():
-        s = res["summary"]
-        c, k = s["cards"], s["codes"]
+    runs = [(name, posterior, summary) for name, res in results.items() for posterior, summary in res["by_posterior"].items()]
+    for name, posterior, s in runs:
+        res, c, k = results[name], s["cards"], s["codes"]
         rows.append(
-            f"| {name.split(' [')[0]} | {name.split(' [')[1].rstrip(']')} "
+            f"| {name.split(' [')[0]} | {name.split(' [')[1].rstrip(']')} | {posterior} "
             f"| {res['n_models']} ({res['n_labelled']}) "
             f"| {c['honest']['as_expected']:.2f} (n={c['honest']['n']}) "
             f"| {c['honest']['false_undeclared_high']}/{c['honest']['n_high']} / "
@@ -194,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="skip the DNA-only peer run")
     parser.add_argument("--refit", choices=["model", "family"], default="model",
                         help="refit the relation model without the held-out model, or without its whole family")
+    parser.add_argument("--posteriors", default="0.5,0.8,0.9,0.95",
+                        help="relative-decision posterior targets to report (the first run is at the lowest)")
     parser.add_argument("--json", default="bench/out/audit_eval.json")
     parser.add_argument("--results", default="bench/RESULTS.md")
     args = parser.parse_args(argv)
@@ -206,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [("all evidence", store)] + ([] if args.no_peer else [("DNA only (peer)", strip_evidence(store))])
         for label, variant in runs:
             t0 = time.perf_counter()
-            res = evaluate(variant, refit=args.refit)
+            res = evaluate(variant, refit=args.refit,
+                           posteriors=tuple(sorted(float(q) for q in args.posteriors.split(","))))
             res["wall_s"] = time.perf_counter() - t0
             results[f"{name} [{label}]"] = res
             s = res["summary"]

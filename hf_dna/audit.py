@@ -12,15 +12,17 @@ disagreements into flags, each with its evidence:
   a note, not a flag);
 - ``no-base-declared``: the card declares a derived relation (finetune, adapter, merge, quantized, ...) but no
   base model;
-- ``wrong-relation``: the DNA distance to the declared base fits the reference's parent-child pairs of another
-  relation (``quantized`` vs derived by training) better than those of the declared one.
+- ``wrong-relation``: a card that explicitly declares ``quantized`` while the DNA distance to the declared base
+  fits the reference's fine-tune parent-child pairs better than its quantized ones. The reverse claim is not
+  checked: a fine-tune can be arbitrarily light, so a small distance does not refute it (on the real
+  reference that direction fired on honest cards).
 
 No threshold is set by hand. P(related) comes from the reference's relation model (fitted on all labelled
 pairs, so its base rate is that of a random pair: a few percent). The two decision points are fitted on the
 reference itself, scoring each labelled model against all the others (`DecisionPoints`):
 
-- relative: where P(the top-scored candidate is of the same family) crosses 0.5 (logistic fit on the top
-  candidate's log-odds);
+- relative: where P(the top-scored candidate is of the same family) reaches `RELATIVE_POSTERIOR` (logistic fit
+  on the top candidate's log-odds; the target posterior is chosen by measurement in bench/audit_eval.py);
 - support: where a true parent and a base of another family are equally likely (class-balanced logistic fit
   on the log-odds of (child, parent) pairs vs (model, other-family base) pairs): a card's claim is taken as
   equally likely true or false before looking at the DNA.
@@ -43,6 +45,10 @@ RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale", 
 DERIVED_RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale")
 TRAINED_RELATIONS = ("finetune", "adapter", "merge", "distill")
 RELATED = 0.5  # decision point of a calibrated probability
+#: how often the reference's top-scored candidates must be of the right family at the relative decision point
+#: (chosen by bench/audit_eval.py: the lowest target with no false undeclared-base on honest high-confidence cards
+#: it measured, see bench/RESULTS.md)
+RELATIVE_POSTERIOR = 0.9
 GOOD_CONFIDENCE = ("high", "medium")
 
 
@@ -200,11 +206,23 @@ def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None
 class DecisionPoints:
     """P(related) cut-offs fitted on the reference (see module doc); `source` says how."""
 
-    relative: float
     support: float
     source: str
+    top_fit: tuple[float, float, float, float] | None = None  # logistic (coef, intercept, mean, scale) on logit P
     n_top: int = 0
     n_support_pairs: int = 0
+
+    def relative_at(self, posterior: float = RELATIVE_POSTERIOR) -> float:
+        """P(related) at which a top candidate is of the right family with probability `posterior`."""
+        if self.top_fit is None:
+            return max(posterior, RELATED)
+        coef, intercept, mean, scale = self.top_fit
+        crossing = mean + scale * (np.log(posterior / (1 - posterior)) - intercept) / coef
+        return float(1.0 / (1.0 + np.exp(-crossing)))
+
+    @property
+    def relative(self) -> float:
+        return self.relative_at(RELATIVE_POSTERIOR)
 
 
 def self_scores(relation_model: Any, records: list[DNARecord]) -> np.ndarray:
@@ -236,19 +254,24 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _crossing(x: np.ndarray, y: np.ndarray, balanced: bool) -> float | None:
-    """P(related) where a 1-D logistic fit of y on logit(P) crosses 0.5 (class-balanced: prior shift removed)."""
+def _logistic_1d(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(coef, intercept, mean, scale) of a logistic fit of y on x; None with one class or no positive slope."""
     from .calibrate import fit_logistic
 
-    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
-    if n_pos < 2 or n_neg < 2:
+    if int(y.sum()) < 2 or int((1 - y).sum()) < 2:
         return None
     coef, intercept, mean, scale = fit_logistic(x[:, None], y.astype(float))
-    if coef[0] <= 0:
+    return None if coef[0] <= 0 else (float(coef[0]), float(intercept), float(mean[0]), float(scale[0]))
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, balanced: bool) -> float | None:
+    """P(related) where a 1-D logistic fit of y on logit(P) crosses 0.5 (class-balanced: prior shift removed)."""
+    fit = _logistic_1d(x, y)
+    if fit is None:
         return None
-    intercept -= np.log(n_pos / n_neg) if balanced else 0.0
-    crossing = mean[0] - scale[0] * intercept / coef[0]
-    return float(1.0 / (1.0 + np.exp(-crossing)))
+    coef, intercept, mean, scale = fit
+    intercept -= np.log(y.sum() / (1 - y).sum()) if balanced else 0.0
+    return float(1.0 / (1.0 + np.exp(-(mean - scale * intercept / coef))))
 
 
 _POINTS: Any = None
@@ -277,7 +300,7 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
     records = store.records
     lineage = _Lineage(store)
     if len(records) < 4:
-        return DecisionPoints(RELATED, RELATED, "too few reference records: 0.5")
+        return DecisionPoints(RELATED, "too few reference records: 0.5")
     fam = np.array([lineage.family(r.model_id) if lineage.info(r.model_id).get("confidence") in GOOD_CONFIDENCE
                     else "" for r in records], dtype=object)
     scores = self_scores(relation_model, records)
@@ -292,14 +315,14 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
         neg += list(scores[i, roots & (fam != fam[i])])
     pair_x = _logit(np.array(pos + neg))
     pair_y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    relative, support = _crossing(top_x, top_y, balanced=False), _crossing(pair_x, pair_y, balanced=True)
+    top_fit, support = _logistic_1d(top_x, top_y), _crossing(pair_x, pair_y, balanced=True)
     source = (f"fitted on the reference: top candidate of {len(labelled)} labelled models "
               f"({int(top_y.sum())} of the same family); {len(pos)} (child, parent) vs {len(neg)} "
               "(model, other-family base) pairs")
-    if relative is None or support is None:
+    if top_fit is None or support is None:
         source += "; a fit failed (one class or no separation): 0.5 used for it"
-    return DecisionPoints(relative if relative is not None else RELATED, support if support is not None else RELATED,
-                          source, len(labelled), len(pos) + len(neg))
+    return DecisionPoints(support if support is not None else RELATED, source, top_fit, len(labelled),
+                          len(pos) + len(neg))
 
 
 # ------------------------------------------------------------------------------------------- judging
@@ -384,7 +407,7 @@ class _Lineage:
 
 
 def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: int = 5,
-          notes: list[str] | None = None) -> Verdict:
+          notes: list[str] | None = None, relative_posterior: float = RELATIVE_POSTERIOR) -> Verdict:
     """Compare the declared lineage with the DNA's relatives in `store`; the decision part of `audit`."""
     notes = list(notes or [])
     cands = score_candidates(record, store, exclude=model)
@@ -397,7 +420,8 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
                          round(float(cands.probability[i]), 4), lineage.family(cands.records[i].model_id))
                for i in order[:k]]
     flags = []
-    flags += _undeclared_base(model, declared, cands, lineage, order, points)
+    flags += _undeclared_base(model, declared, cands, lineage, order, points.relative_at(relative_posterior),
+                              points.source)
     flags += _unsupported_bases(declared, cands, lineage, notes, points)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
@@ -414,12 +438,12 @@ def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[st
 
 
 def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage: _Lineage,
-                     order: np.ndarray, points: DecisionPoints) -> list[Flag]:
+                     order: np.ndarray, threshold: float, threshold_source: str) -> list[Flag]:
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
     relatives, descendants, explained = [], [], []
     for i in order:
-        if cands.probability[i] < points.relative:
+        if cands.probability[i] < threshold:
             break
         rec = cands.records[i]
         parents = lineage.parents(rec.model_id, rec)
@@ -440,7 +464,7 @@ def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage
     evidence = {"relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
                 "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
-                "threshold": round(points.relative, 4), "threshold_source": points.source,
+                "threshold": round(threshold, 4), "threshold_source": threshold_source,
                 "evidence_kinds": list(cands.scores.kinds)}
     return [Flag("undeclared-base", message, evidence)]
 
@@ -512,7 +536,7 @@ def relation_posterior(distance: float, groups: dict[str, list[float]]) -> float
 
 def _wrong_relation(declared: Declared, cands: _Candidates, lineage: _Lineage, store: Any,
                     notes: list[str]) -> list[Flag]:
-    if not declared.relation_explicit or declared.relation not in ("quantized", *TRAINED_RELATIONS):
+    if not declared.relation_explicit or declared.relation != "quantized":
         return []
     present = [(b, cands.index(b)) for b in declared.base_models]
     present = [(b, i) for b, i in present if i is not None]
