@@ -32,6 +32,10 @@ from .record import DNARecord
 FORMAT = "hf-dna-relation-model-v1"
 GOOD_CONFIDENCE = ("high", "medium")
 EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024")
+#: what a fitted model uses by default: whitening (``dna_white``) is measured in bench/method_eval.py but left
+#: out, since on held-out families it adds false confident matches (bench/RESULTS.md)
+DEFAULT_KINDS = ("dna", "lex", "emb1024")
+FALLBACK_KINDS = ("dna",)
 FEATURE_PARTS = ("cos", "z", "zr", "rq", "rr")
 #: most reference columns used for record-side statistics (ranks are rescaled beyond it)
 STATS_SAMPLE = 2000
@@ -289,10 +293,10 @@ def _stack(records: list[DNARecord], kinds: tuple[str, ...]) -> dict[str, np.nda
     return {b: np.stack([v[b] for v in vecs]) for b in bases}
 
 
-def available_kinds(records: list[DNARecord]) -> tuple[str, ...]:
-    """Vector kinds every record carries, in EVIDENCE_ORDER (``dna``, ``dna_white`` always)."""
+def available_kinds(records: list[DNARecord], wanted: tuple[str, ...] = EVIDENCE_ORDER) -> tuple[str, ...]:
+    """Kinds of `wanted` that every record supports (``dna`` and ``dna_white`` always), in `wanted` order."""
     have = set.intersection(*(set(record_vectors(r)) for r in records)) if records else {"dna"}
-    return tuple(k for k in EVIDENCE_ORDER if k in ("dna", "dna_white") or k in have)
+    return tuple(k for k in wanted if k in ("dna", "dna_white") or k in have)
 
 
 @dataclass
@@ -323,27 +327,31 @@ class RelationModel:
 
     # ---- fitting
     @classmethod
-    def fit(cls, records: list[DNARecord], lineage: Any, folds: int = CV_FOLDS) -> RelationModel:
-        """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families."""
+    def fit(cls, records: list[DNARecord], lineage: Any, folds: int = CV_FOLDS,
+            kinds: tuple[str, ...] = DEFAULT_KINDS) -> RelationModel:
+        """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families.
+
+        One head on the richest of `kinds` that all records carry, one DNA-only fallback head."""
         info = read_lineage(lineage)
         families = np.array([labelled_family(info.get(r.model_id)) for r in records], dtype=object)
         parents = np.array([(info.get(r.model_id) or {}).get("parent", "") for r in records], dtype=object)
         if len(set(families) - {""}) < 3 or (families != "").sum() < 6:
             raise ReferenceStoreError("calibration needs at least 3 labelled families (6 models) in the reference")
-        full = available_kinds(records)
+        full = available_kinds(records, kinds)
+        fallback = tuple(k for k in FALLBACK_KINDS if k in full or k == "dna")
         vectors = _stack(records, full)
         everyone = np.ones(len(records), dtype=bool)
         space = _fit_space(vectors, families, everyone)
         model = cls(
             means=_rounded({k: [float(x) for x in v] for k, v in space.means.items()}),
-            white=None if space.white is None else _rounded(space.white.tolist()),
+            white=None if space.white is None or "dna_white" not in full else _rounded(space.white.tolist()),
             n_records=len(records),
             n_labelled=int((families != "").sum()),
         )
-        for kinds in {full, ("dna", "dna_white")}:
-            head = _fit_head(vectors, families, kinds, everyone)
-            head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], kinds, folds)
-            model.heads[",".join(kinds)] = head
+        for head_kinds in dict.fromkeys([full, fallback]):
+            head = _fit_head(vectors, families, head_kinds, everyone)
+            head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], head_kinds, folds)
+            model.heads[",".join(head_kinds)] = head
         return model
 
     # ---- scoring
@@ -509,5 +517,12 @@ def cross_validate(vectors: dict[str, np.ndarray], families: np.ndarray, parents
     metrics["brier"] = float(np.mean((p - same) ** 2))
     metrics["flag_precision"] = float(same[p >= 0.5].mean()) if (p >= 0.5).any() else float("nan")
     metrics["flag_recall"] = float((p[same] >= 0.5).mean())
+    # the audit's view: does each labelled model's most probable relative clear 0.5, and is it right?
+    masked = np.where(np.eye(len(labelled), dtype=bool), -np.inf, sub)
+    best = masked.argmax(axis=1)
+    fired = masked.max(axis=1) >= 0.5
+    right = families[labelled][best] == families[labelled]
+    metrics["nn_fire_rate"] = float(fired.mean())
+    metrics["nn_fire_precision"] = float(right[fired].mean()) if fired.any() else float("nan")
     metrics["folds"] = folds
     return metrics

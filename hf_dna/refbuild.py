@@ -124,12 +124,13 @@ def store_readme(store_config: dict[str, Any], model: RelationModel, command: st
         "",
         "Relationship detection, cross-validated with whole families held out of fitting (`calibration.json`):",
         "",
-        "| evidence | AUC family | AUC parent-child | top-1 family | top-5 family | P>=0.5 precision | recall |",
+        "| evidence | AUC family | AUC parent-child | top-1 family | top-5 family | top candidate P>=0.5 | "
+        "of which right family |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, cv in model.cv.items():
         lines.append(f"| {name} | {cv['auc']:.3f} | {cv['pc_auc']:.3f} | {cv['top1']:.3f} | {cv['top5']:.3f} | "
-                     f"{cv['flag_precision']:.3f} | {cv['flag_recall']:.3f} |")
+                     f"{cv.get('nn_fire_rate', float('nan')):.2f} | {cv.get('nn_fire_precision', float('nan')):.2f} |")
     lines += ["", "## Rebuild", "", "```", command, "```"]
     if attribution:
         lines += ["", "## Source data and attribution", "", attribution]

@@ -48,7 +48,7 @@ def test_fit_serialise_and_score_held_out_families(store, split):
     assert scores[labels].mean() > scores[~labels].mean()
     assert auc(scores, labels) > 0.6
     full = ",".join(clone.choose_head(records[0], records[1:])[0])
-    assert set(clone.cv) == {full, "dna,dna_white"}
+    assert set(clone.cv) == {full, "dna"} and full == "dna,lex,emb1024"
     assert 0.5 < clone.cv[full]["auc"] <= 1.0
 
 
@@ -57,8 +57,8 @@ def test_query_without_evidence_falls_back_to_dna(store, split):
     model = RelationModel.fit(train, store.lineage_table, folds=3)
     query = DNARecord.from_dict({**test[0][0].to_dict(), "evidence": {}})
     scores = model.score(query, [r for r, _ in test[1:]])
-    assert scores.fallback and scores.kinds == ("dna", "dna_white") and "DNA-only" in scores.note
-    assert set(model.explain(scores, 0)) == {"dna", "dna_white"}
+    assert scores.fallback and scores.kinds == ("dna",) and "DNA-only" in scores.note
+    assert set(model.explain(scores, 0)) == {"dna"}
     rich = model.score(test[0][0], [r for r, _ in test[1:]])
     assert not rich.fallback and "lex" in rich.kinds
 
