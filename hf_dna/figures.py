@@ -5,6 +5,7 @@ import io
 
 import numpy as np
 
+from .errors import HfDnaError
 from .tree import Node, PhyloTree
 
 #: how many families get their own colour; the rest are drawn grey as "other"
@@ -14,7 +15,10 @@ UNKNOWN = "unknown"
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise HfDnaError("figures need matplotlib: pip install 'hf-dna[plot]' (or matplotlib)") from None
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
