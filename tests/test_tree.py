@@ -140,3 +140,17 @@ def test_tree_on_the_embedded_default_store(tmp_path):
     result = CliRunner().invoke(main, ["tree", "--reference", "default", "--newick", str(tmp_path / "t.nwk")])
     assert result.exit_code == 0, result.output
     assert sorted(parse_newick((tmp_path / "t.nwk").read_text()).leaves()) == sorted(store.model_ids)
+
+
+def test_png_without_matplotlib_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    records, _ = family_records(n_families=1, per_family=3)
+    write_records(records, tmp_path / "recs.json")
+    code = ("import sys; sys.modules['matplotlib'] = None; from hf_dna.cli import main; "
+            f"main(['tree', {str(tmp_path / 'recs.json')!r}, '--png', {str(tmp_path / 't.png')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Error: figures need matplotlib: pip install 'hf-dna[plot]' (or matplotlib)"
+    assert not (tmp_path / "t.png").exists()
