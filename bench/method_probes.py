@@ -31,7 +31,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="25,50,100")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--kinds", default="dna,dna_white,lex,emb1024")
+    ap.add_argument("--kinds", default="dna,lex,emb1024")
     args = ap.parse_args()
     have = available_probe_count("paper600")
     counts = [int(c) for c in args.counts.split(",") if int(c) <= have]
