@@ -390,6 +390,18 @@ class RelationModel:
         prob = _sigmoid(contrib.sum(axis=1) + head["intercept"])
         return Scores(prob, kinds, fallback, contrib, feature_names(kinds))
 
+    def all_pairs(self, records: list[DNARecord]) -> np.ndarray:
+        """P(related) of every record (row, as query) to every other one (column); NaN on the diagonal.
+
+        The same features the heads are fitted with (record-side statistics over all `records`)."""
+        kinds, _ = self.choose_head(records[0], records[1:])
+        head = self.heads[",".join(kinds)]
+        x = _features_of_rows(_matrices(self._space(), _stack(records, kinds), kinds), np.arange(len(records)), kinds)
+        z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
+        prob = _sigmoid(z)
+        prob[np.eye(len(records), dtype=bool)] = np.nan
+        return prob
+
     def probability(self, query: DNARecord, records: list[DNARecord]) -> np.ndarray:
         """P(related) of `query` to each record (DNA-only fallback when evidence is missing: see `score`)."""
         return self.score(query, records).probability

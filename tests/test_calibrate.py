@@ -68,3 +68,13 @@ def test_fit_needs_labelled_families(store):
         RelationModel.fit(store.records[:5], {})
     with pytest.raises(ReferenceStoreError):
         RelationModel.from_dict({"format": "other"})
+
+
+def test_all_pairs_matches_one_query_at_a_time(store, split):
+    train, _ = split
+    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    records = train[:30]
+    matrix = model.all_pairs(records)
+    assert np.isnan(np.diag(matrix)).all()
+    row = model.probability(records[3], records[:3] + records[4:])
+    assert np.allclose(np.delete(matrix[3], 3), row, atol=0.05)
