@@ -6,7 +6,8 @@ disagreements into flags, each with its evidence:
 
 - ``undeclared-base``: a close relative (P(related) at or above the reference's *relative* decision point) that
   the card does not name, that is not a relative of a named base (same family) and not a descendant of the
-  audited model (its reference lineage does not name the audited model as parent);
+  audited model (its reference lineage does not name the audited model as parent). When the card names a base
+  that the reference cannot place (absent, family unknown) the relative may be of that family: a note, no flag;
 - ``unsupported-base``: a declared base present in the reference whose P(related) is below the *support*
   decision point, no member of its family reaching it either (a declared base absent from the reference gives
   a note, not a flag);
@@ -421,7 +422,7 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
                for i in order[:k]]
     flags = []
     flags += _undeclared_base(model, declared, cands, lineage, order, points.relative_at(relative_posterior),
-                              points.source)
+                              points.source, notes)
     flags += _unsupported_bases(declared, cands, lineage, notes, points)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
@@ -438,7 +439,7 @@ def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[st
 
 
 def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage: _Lineage,
-                     order: np.ndarray, threshold: float, threshold_source: str) -> list[Flag]:
+                     order: np.ndarray, threshold: float, threshold_source: str, notes: list[str]) -> list[Flag]:
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
     relatives, descendants, explained = [], [], []
@@ -454,6 +455,13 @@ def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage
         else:
             relatives.append(int(i))
     if not relatives:
+        return []
+    unplaced = [b for b in named if cands.index(b) is None and not lineage.family_of_declared(b, cands.records)]
+    if unplaced:  # the relative may be of the declared base's family: nothing contradicts the card
+        rel = cands.records[relatives[0]]
+        notes.append(f"closest relative {rel.model_id} (P(related)={cands.probability[relatives[0]]:.2f}) is not "
+                     f"named by the card, but the declared base {', '.join(unplaced)} cannot be placed in the "
+                     "reference, so it is not flagged")
         return []
     top = cands.records[relatives[0]]
     suggested = [top.model_id, *sorted(lineage.parents(top.model_id, top))]

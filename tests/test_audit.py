@@ -160,3 +160,9 @@ def test_decision_points_are_fitted_not_set(store):
     assert np.isnan(scores[0, 0]) and np.allclose(scores[0, 1:], direct, atol=0.05)
     points = decision_points(store, relation_model)
     assert 0 < points.relative < 1 and 0 < points.support < 1 and "fitted" in points.source
+
+
+def test_unplaceable_declared_base_turns_relative_into_a_note(world, store):
+    verdict = judge("someone/new-model", query(world, "alpha"), Declared(["elsewhere/x"], None, "card"), store)
+    assert verdict.flags == []
+    assert any("cannot be placed" in note and "org/alpha-" in note for note in verdict.notes)
