@@ -46,9 +46,10 @@ RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale", 
 DERIVED_RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "upscale")
 TRAINED_RELATIONS = ("finetune", "adapter", "merge", "distill")
 RELATED = 0.5  # decision point of a calibrated probability
-#: how often the reference's top-scored candidates must be of the right family at the relative decision point
-#: (chosen by bench/audit_eval.py: the lowest target with no false undeclared-base on honest high-confidence cards
-#: it measured, see bench/RESULTS.md)
+#: how often the reference's top-scored candidates must be of the right family at the relative decision point.
+#: Chosen by bench/audit_eval.py on the embedded paper600:100 reference: the lowest target (of 0.5..0.9) with no
+#: false undeclared-base on honest cards of high-confidence models (0.5: 20/183 false, 0.7: 2/183, 0.9: 0/183;
+#: recall of planted omissions 0.28 / 0.04 / 0.00 -- see bench/RESULTS.md). `--relative-posterior` trades back.
 RELATIVE_POSTERIOR = 0.9
 GOOD_CONFIDENCE = ("high", "medium")
 
@@ -116,7 +117,8 @@ class Verdict:
 def audit(model: str, *, reference: Any = None, probes: str | None = None, responses: str | None = None,
           record: DNARecord | str | None = None, base_models: list[str] | tuple[str, ...] | None = None,
           relation: str | None = None, settings: Any = None, token: str | None = None, k: int = 5,
-          progress: bool = False, revision: str | None = None, gguf_file: str | None = None) -> Verdict:
+          progress: bool = False, revision: str | None = None, gguf_file: str | None = None,
+          relative_posterior: float = RELATIVE_POSTERIOR) -> Verdict:
     """Audit `model` (Hub id, local dir/file, or any name when `responses`/`record` are given).
 
     `reference`: a `ReferenceStore`, a local store dir or a Hub dataset id; default: the embedded store made
@@ -134,7 +136,7 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
     if store is None:
         store = ReferenceStore.default(probe_hash=dna.probe_hash)
     declared = declared_lineage(model, base_models, relation, token, notes, revision)
-    return judge(model, dna, declared, store, k=k, notes=notes)
+    return judge(model, dna, declared, store, k=k, notes=notes, relative_posterior=relative_posterior)
 
 
 def _store_probe_set(store: Any) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..audit import FLAG_CODES, RELATIONS, audit
+from ..audit import FLAG_CODES, RELATIONS, RELATIVE_POSTERIOR, audit
 from ..errors import InvalidInputError
 
 FORMATS = ("text", "json", "markdown", "github")
@@ -106,13 +106,18 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
               help=f"Comma list of flags that make the exit code 3 ({', '.join(FLAG_CODES)}, or 'any').")
 @click.option("-k", "--top-k", "k", type=click.IntRange(1), default=5, show_default=True,
               help="How many nearest reference models to report.")
+@click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99), default=RELATIVE_POSTERIOR,
+              show_default=True, help="How sure undeclared-base must be: the share of the reference's top candidates "
+              "that are true relatives at the decision point. Lower finds more undeclared bases and raises more false "
+              "flags (measured trade-off: bench/RESULTS.md).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary line on stderr.")
 def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
               base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
-              fail_on: str, k: int, token: str | None, output: str | None, quiet: bool, **generation: Any) -> None:
+              fail_on: str, k: int, relative_posterior: float, token: str | None, output: str | None, quiet: bool,
+              **generation: Any) -> None:
     """Audit MODEL (Hub id, local dir or .gguf, or any name with --responses/--record) against a DNA reference.
 
     \b
@@ -125,7 +130,8 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
     settings = _settings(generation)
     verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,
                     base_models=list(base_models) or None, relation=relation, settings=settings, token=token, k=k,
-                    progress=not quiet, revision=generation.get("revision"), gguf_file=generation.get("gguf_file"))
+                    progress=not quiet, revision=generation.get("revision"), gguf_file=generation.get("gguf_file"),
+                    relative_posterior=relative_posterior)
     data = verdict.to_dict()
     text = render(data, fmt, fail_codes)
     if output:
