@@ -32,6 +32,7 @@ from audit_eval import hardware, write_section  # noqa: E402
 from hf_dna.audit import DEFAULT_PROBES, audit  # noqa: E402
 
 TRUE_BASE = {"smollm2": "HuggingFaceTB/SmolLM2-135M", "gemma": "google/gemma-3-270m"}
+LOOSE = 0.5  # the relative posterior with the best recall in bench/audit_eval.py (and ~11% false flags)
 
 
 def smollm2_path() -> Path:
@@ -91,15 +92,20 @@ def generate(name: str, probes: str) -> dict:
 
 def run_audit(info: dict, reference: str | None = None) -> dict:
     t0 = time.perf_counter()
-    verdict = audit(info["path"], record=info["record"], reference=reference)
+    verdict = audit(info["path"], record=info["record"], reference=reference, k=300)
     info["audit_s"] = time.perf_counter() - t0
     data = verdict.to_dict()
     data.pop("record")
+    info["true_base_rank"] = next((i + 1 for i, n in enumerate(data["nearest"]) if n["model_id"] == TRUE_BASE[info["model"]]), None)
+    data["nearest"] = data["nearest"][:5]
     info["verdict"] = data
     flag = next((f for f in data["flags"] if f["code"] == "undeclared-base"), None)
     named = [r["model_id"] for r in flag["evidence"]["relatives"]] + flag["evidence"]["suggested_base_models"] if flag else []
     info["right"] = TRUE_BASE[info["model"]] in named
-    info["true_base_rank"] = next((i + 1 for i, n in enumerate(data["nearest"]) if n["model_id"] == TRUE_BASE[info["model"]]), None)
+    loose = audit(info["path"], record=info["record"], reference=reference, relative_posterior=LOOSE)
+    info["loose_flags"] = [f["code"] for f in loose.to_dict()["flags"]]
+    info["loose_named"] = [f["evidence"]["relatives"][0]["model_id"] for f in loose.to_dict()["flags"]
+                           if f["code"] == "undeclared-base"]
     return info
 
 
@@ -107,15 +113,19 @@ def section(results: list[dict], probes: str) -> str:
     lines = [f"## End-to-end demo: real PyPI models vs the embedded reference (bench/e2e_demo.py)", "",
              f"Probes `{probes}`, sampling T=0.7 / top_p 0.9 / seed 42, no chat template, max_new_tokens 256, "
              f"batch 8, 1 torch thread. Hardware: {hardware()}.", "",
-             "| model | true base | verdict | flags | nearest (P(related), distance) | right? | generate s (s/probe) | audit s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | empty responses | true base (rank by P) | verdict (default) | flags | nearest (P(related), distance) "
+             f"| flags at --relative-posterior {LOOSE} | right? | generate s (s/probe) | audit s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         v = r.get("verdict")
         if v is None:
             continue
         near = "; ".join(f"{n['model_id']} ({n['probability']:.2f}, {n['distance']:.3f})" for n in v["nearest"][:3])
-        lines.append(f"| {Path(r['path']).name} | {TRUE_BASE[r['model']]} | {v['verdict']} | "
-                     f"{', '.join(f['code'] for f in v['flags']) or '-'} | {near} | {'yes' if r['right'] else 'NO'} | "
+        loose = ", ".join(r["loose_flags"]) + (f" ({', '.join(r['loose_named'])})" if r["loose_named"] else "")
+        lines.append(f"| {Path(r['path']).name} | {r['empty_responses']}/{r['n_probes']} | {TRUE_BASE[r['model']]} "
+                     f"({r['true_base_rank'] or '>k'}) | {v['verdict']} | "
+                     f"{', '.join(f['code'] for f in v['flags']) or '-'} | {near} | {loose or '-'} | "
+                     f"{'yes' if r['right'] else 'NO'} | "
                      f"{r['generate_s']:.0f} ({r['generate_s'] / r['n_probes']:.1f}) | {r['audit_s']:.1f} |")
     for r in results:
         if r.get("verdict"):

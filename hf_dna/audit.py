@@ -338,6 +338,7 @@ class _Candidates:
     distance: np.ndarray
     scores: Any
     relation_model: Any
+    notes: list[str] = field(default_factory=list)
 
     def index(self, model_id: str) -> int | None:
         for i, rec in enumerate(self.records):
@@ -367,13 +368,29 @@ def score_candidates(record: DNARecord, store: Any, exclude: str) -> _Candidates
 
         raise ReferenceStoreError("the reference has no calibration: rebuild it with `hf-dna reference build`")
     records = [r for r in store.records if r.model_id != exclude]
+    notes = []
     if records:
         check_compatible([record, records[0]])
+        record, notes = _comparable_evidence(record, records[0])
     relation_model = RelationModel.from_dict(store.calibration)
     scores = relation_model.score(record, records)
     vectors = np.stack([r.vector for r in records]) if records else np.zeros((0, record.dim), dtype=np.float32)
     distance = cosine_distances(record.vector.astype(np.float64), vectors.astype(np.float64))
-    return _Candidates(records, np.asarray(scores.probability, dtype=float), distance, scores, relation_model)
+    return _Candidates(records, np.asarray(scores.probability, dtype=float), distance, scores, relation_model, notes)
+
+
+def _comparable_evidence(record: DNARecord, reference_record: DNARecord) -> tuple[DNARecord, list[str]]:
+    """The record without evidence vectors whose size differs from the reference's (made by another version)."""
+    from dataclasses import replace
+
+    ref = reference_record.evidence or {}
+    odd = [k for k, v in (record.evidence or {}).items()
+           if isinstance(v, list) and k in ref and isinstance(ref[k], list) and len(v) != len(ref[k])]
+    if not odd:
+        return record, []
+    kept = {k: v for k, v in record.evidence.items() if k not in odd}
+    return replace(record, evidence=kept), [f"evidence {', '.join(odd)} of the record differs in size from the "
+                                            "reference's (another hf-dna version): not used"]
 
 
 class _Lineage:
@@ -415,6 +432,7 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     notes = list(notes or [])
     cands = score_candidates(record, store, exclude=model)
     lineage = _Lineage(store)
+    notes += cands.notes
     if cands.scores.fallback:
         notes.append(f"{cands.scores.note}")
     points = decision_points(store, cands.relation_model)

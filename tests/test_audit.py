@@ -166,3 +166,13 @@ def test_unplaceable_declared_base_turns_relative_into_a_note(world, store):
     verdict = judge("someone/new-model", query(world, "alpha"), Declared(["elsewhere/x"], None, "card"), store)
     assert verdict.flags == []
     assert any("cannot be placed" in note and "org/alpha-" in note for note in verdict.notes)
+
+
+def test_evidence_of_another_size_is_dropped_with_a_note(world, store):
+    from hf_dna.audit import _comparable_evidence
+
+    ref = make_record("r", np.ones(DIM), evidence={"lex": [0.1] * 8, "emb": [0.2] * 4})
+    query_record = make_record("q", np.ones(DIM), evidence={"lex": [0.1] * 7, "emb": [0.3] * 4})
+    kept, notes = _comparable_evidence(query_record, ref)
+    assert set(kept.evidence) == {"emb"} and "lex" in notes[0] and "differs in size" in notes[0]
+    assert _comparable_evidence(ref, ref) == (ref, [])
