@@ -72,8 +72,10 @@ def load_embeddings(set_name: str, model_ids: list[str], n_probes: int) -> np.nd
     return out
 
 
-def load_dataset(set_name: str, n_probes: int, with_embeddings: bool = True) -> Dataset:
-    """Load responses (first `n_probes` probes), lineage labels and, if asked, cached embeddings."""
+def load_dataset(set_name: str, n_probes: int, with_embeddings: bool = True, max_empty: float = 0.5) -> Dataset:
+    """Load responses (first `n_probes` probes), lineage labels and, if asked, cached embeddings.
+
+    Models with more than `max_empty` empty responses are dropped, as `hf-dna reference build` drops them."""
     df = pd.read_parquet(SHARED / f"{set_name}.parquet", columns=["model_id", "probe", "response"])
     df = df[df.probe < n_probes]
     model_ids = sorted(df.model_id.unique())
@@ -83,6 +85,9 @@ def load_dataset(set_name: str, n_probes: int, with_embeddings: bool = True) -> 
     texts_by = {m: [""] * n_probes for m in model_ids}
     for m, p, r in zip(df.model_id, df.probe, df.response):
         texts_by[m][int(p)] = r or ""
+    from hf_dna.refbuild import empty_share
+
+    model_ids = [m for m in model_ids if empty_share(texts_by[m]) <= max_empty]
     fam, par, conf = [], [], []
     for m in model_ids:
         row = lin.loc[m] if m in lin.index else None

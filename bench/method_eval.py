@@ -162,7 +162,7 @@ def main() -> None:
         m = cross_validate(vectors, fam, par, ids, kinds, args.folds)
         name = f"logistic on {'+'.join(kinds)} (CV by family)"
         results[name] = m
-        print(fmt(name, m) + f" brier {m['brier']:.4f}; top candidate P>=0.5 for {m['nn_fire_rate']:.2f} of models, right family {m['nn_fire_precision']:.2f}; pairs P>=0.5 precision {m['flag_precision']:.3f} "
+        print(fmt(name, m) + f" AUC mean by fold {m['auc_by_fold']:.3f}; brier {m['brier']:.4f}; top candidate P>=0.5 for {m['nn_fire_rate']:.2f} of models, right family {m['nn_fire_precision']:.2f}; pairs P>=0.5 precision {m['flag_precision']:.3f} "
               f"recall {m['flag_recall']:.3f}", flush=True)
     print(f"# n_queries {results[name]['n_queries']}, parent-child pairs {results[name]['n_pc_pairs']}; "
           f"{time.time() - t0:.0f} s")

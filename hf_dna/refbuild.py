@@ -34,6 +34,16 @@ ATTRIBUTION = ("Responses: LLM DNA authors, DNA Explorer (github.com/JerryLife/d
                "Lineage labels: compiled from model cards and public knowledge; `low` rows are unreliable.")
 
 
+#: a model whose share of empty responses exceeds this is left out of a reference: its DNA would measure the
+#: failure (an API error, a model that returned nothing), and all such models look alike
+MAX_EMPTY_SHARE = 0.5
+
+
+def empty_share(texts: list[str]) -> float:
+    """Share of responses that are empty or whitespace."""
+    return sum(1 for t in texts if not (t or "").strip()) / max(len(texts), 1)
+
+
 def read_model_responses(files: Iterable[str | os.PathLike], probe_set: ProbeSet) -> dict[str, list[str]]:
     """model_id -> responses in probe order, from one or more files (each may hold one model or many)."""
     from .generate import _map_onto_probes, _read_rows
@@ -102,8 +112,10 @@ def build_records(responses: dict[str, list[str]], probe_set: ProbeSet, lineage:
 
 
 def rebuild_command(responses_files: list[str], probe_spec: str, lineage_csv: str | None, out_dir: str,
-                    embeddings_cache: str | None = None) -> str:
+                    embeddings_cache: str | None = None, max_empty: float = MAX_EMPTY_SHARE) -> str:
     parts = ["hf-dna reference build", *responses_files, "--probes", probe_spec]
+    if max_empty != MAX_EMPTY_SHARE:
+        parts += ["--max-empty", str(max_empty)]
     if lineage_csv:
         parts += ["--lineage", str(lineage_csv)]
     if embeddings_cache:
@@ -111,7 +123,8 @@ def rebuild_command(responses_files: list[str], probe_spec: str, lineage_csv: st
     return " ".join([*parts, "-o", str(out_dir)])
 
 
-def store_readme(store_config: dict[str, Any], model: RelationModel, command: str, attribution: str | None) -> str:
+def store_readme(store_config: dict[str, Any], model: RelationModel, command: str, attribution: str | None,
+                 dropped: list[str] = (), max_empty: float = MAX_EMPTY_SHARE) -> str:
     """The store's README: what it holds, its measured quality, attribution and the exact rebuild command."""
     lines = [
         f"# hf-dna reference store: {store_config['probe_set']}",
@@ -124,14 +137,18 @@ def store_readme(store_config: dict[str, Any], model: RelationModel, command: st
         "",
         "Relationship detection, cross-validated with whole families held out of fitting (`calibration.json`):",
         "",
-        "| evidence | AUC family | AUC parent-child | top-1 family | top-5 family | top candidate P>=0.5 | "
+        "| evidence | AUC family (pooled / mean by fold) | AUC parent-child | top-1 family | top-5 family | top candidate P>=0.5 | "
         "of which right family |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, cv in model.cv.items():
-        lines.append(f"| {name} | {cv['auc']:.3f} | {cv['pc_auc']:.3f} | {cv['top1']:.3f} | {cv['top5']:.3f} | "
+        lines.append(f"| {name} | {cv['auc']:.3f} / {cv.get('auc_by_fold', float('nan')):.3f} | {cv['pc_auc']:.3f} | {cv['top1']:.3f} | {cv['top5']:.3f} | "
                      f"{cv.get('nn_fire_rate', float('nan')):.2f} | {cv.get('nn_fire_precision', float('nan')):.2f} |")
-    lines += ["", "## Rebuild", "", "```", command, "```"]
+    if dropped:
+        lines += ["", f"Left out: {len(dropped)} models with more than {max_empty:.0%} empty responses (their DNA would "
+                  f"measure the failure, not the model): " + ", ".join(f"`{m}`" for m in dropped) + "."]
+    lines += ["", "## Rebuild", "", "```", command, "```", "",
+              "(`--embeddings-cache DIR` reuses precomputed per-response embeddings, npz with model_id/probe/emb.)"]
     if attribution:
         lines += ["", "## Source data and attribution", "", attribution]
     return "\n".join(lines) + "\n"
@@ -141,12 +158,13 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
                 out_dir: str | os.PathLike, encoder: str | Encoder = DEFAULT_ENCODER,
                 embeddings_cache: str | os.PathLike | None = None, *, dim: int = DEFAULT_DIM,
                 seed: int = DEFAULT_SEED, generation: dict[str, Any] | None = None, attribution: str | None = None,
-                progress: bool = False):
+                progress: bool = False, max_empty: float = MAX_EMPTY_SHARE):
     """Build and save a reference store; returns the `ReferenceStore`.
 
     `generation` defaults to how the shared reference responses were made when the probe set is one of theirs
     (`REFERENCE_GENERATION`), else ``{"backend": "responses-file"}``. The relation model is fitted when
-    `lineage_csv` labels at least 3 families.
+    `lineage_csv` labels at least 3 families. Models with more than `max_empty` empty responses are left out
+    (listed in the README).
     """
     from .reference import ReferenceStore, read_lineage
 
@@ -162,6 +180,10 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
     if attribution is None and base_name in REFERENCE_GENERATION:
         attribution = ATTRIBUTION
     responses = read_model_responses(files, probes)
+    dropped = sorted(m for m, texts in responses.items() if empty_share(texts) > max_empty)
+    responses = {m: t for m, t in responses.items() if m not in dropped}
+    if not responses:
+        raise ResponsesFileError(f"every model has more than {max_empty:.0%} empty responses: nothing to build")
     cache = EmbeddingCache(embeddings_cache) if embeddings_cache else None
     records = build_records(responses, probes, lineage, enc, dim=dim, seed=seed, generation=generation,
                             cache=cache, progress=progress)
@@ -169,9 +191,8 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
     store = ReferenceStore(records, lineage={m: lineage[m] for m in responses if m in lineage},
                            calibration=model.to_dict() if model else None)
     probe_spec = probes.name if base_name in REFERENCE_GENERATION else (probes.source or probes.name)
-    command = rebuild_command(files, probe_spec, lineage_csv, str(out_dir),
-                              str(embeddings_cache) if embeddings_cache else None)
-    store.readme = (store_readme(store.config, model, command, attribution) if model
+    command = rebuild_command(files, probe_spec, lineage_csv, str(out_dir), None, max_empty)
+    store.readme = (store_readme(store.config, model, command, attribution, dropped, max_empty) if model
                     else store.dataset_card(attribution=attribution))
     store.save(out_dir)
     return store

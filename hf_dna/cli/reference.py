@@ -29,8 +29,11 @@ def reference_group() -> None:
 @click.option("--seed", default=DEFAULT_SEED, show_default=True, help="Projection seed.")
 @click.option("--generation", "generation_json",
               help="JSON object describing how the responses were generated (stored in every record).")
+@click.option("--max-empty", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Leave out models with a larger share of empty responses (failed runs look alike).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def build_cmd(responses, probes, lineage, out_dir, encoder, embeddings_cache, dim, seed, generation_json, quiet) -> None:
+def build_cmd(responses, probes, lineage, out_dir, encoder, embeddings_cache, dim, seed, generation_json, max_empty,
+              quiet) -> None:
     """Build a reference store from RESPONSES files (JSONL/JSON/parquet; a model_id column for many models)."""
     from ..errors import InvalidInputError
     from ..refbuild import build_store
@@ -42,7 +45,7 @@ def build_cmd(responses, probes, lineage, out_dir, encoder, embeddings_cache, di
         except ValueError as err:
             raise InvalidInputError(f"--generation is not valid JSON: {err}") from None
     store = build_store(list(responses), probes, lineage, out_dir, encoder=encoder, embeddings_cache=embeddings_cache,
-                        dim=dim, seed=seed, generation=generation, progress=not quiet)
+                        dim=dim, seed=seed, generation=generation, progress=not quiet, max_empty=max_empty)
     click.echo(f"wrote {len(store)} records to {out_dir}" + ("" if store.calibration else " (no calibration: "
                                                                 "fewer than 3 labelled families)"))
 
