@@ -27,6 +27,7 @@ def tiny_responses(shared_responses, tmp_path_factory):
     assert {r["model_id"] for r in rows} == set(MODELS)
     out = tmp_path_factory.mktemp("resp")
     path = out / "responses.jsonl"
+    rows += [{"model_id": "org/failed-run", "probe": p, "response": " " if p else "x"} for p in range(4)]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     lineage = out / "lineage.csv"
     lineage.write_text("model_id,family,parent,relation,confidence,note\n" + "".join(
@@ -50,6 +51,7 @@ def test_build_cli_writes_a_loadable_store(tiny_responses, tmp_path, monkeypatch
     assert model.n_labelled == 6
     readme = (out / "README.md").read_text()
     assert "github.com/JerryLife/dna-web" in readme and "hf-dna reference build" in readme
+    assert "org/failed-run" not in store.model_ids and "`org/failed-run`" in readme  # 3 of 4 responses empty
     info = CliRunner().invoke(main, ["reference", "info", str(out), "--json"])
     assert info.exit_code == 0 and json.loads(info.output)["records"] == 6
 
