@@ -5,9 +5,9 @@ order and scaled by 1/sqrt(n_probes), so the dot product of two sketches estimat
 cosine similarity of the two models' responses. Because the maps are linear, centring on a reference mean
 (what `hf_dna.calibrate.RelationModel` does) commutes with them.
 
-- ``lex``: lexical/formatting evidence. Each response (its first `LEX_MAX_CHARS` characters) becomes a vector of hashed character n-gram counts
-  (n = 3..5, sublinear tf, L2-normalised per probe), sketched into `LEX_DIM` dims with a count sketch.
-  Hashing is a fixed polynomial hash over Unicode code points, so it is the same on every platform.
+- ``lex``: lexical/formatting evidence. Each response (its first `LEX_MAX_CHARS` characters) becomes a vector
+  of hashed character n-gram counts (n = 3..5, sublinear tf, L2-normalised per probe), count-sketched into
+  `LEX_DIM` dims. Hashing chains splitmix64 over Unicode code points, so it is the same on every platform.
 - ``emb<k>``: the same response embeddings as the DNA, projected to a larger working dim `k`
   (blockwise Gaussian JL of `hf_dna.dna`, seed offset so it is independent of the 128-d DNA).
 
@@ -32,7 +32,6 @@ EVIDENCE_KINDS = {
     "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
     f"emb{WIDE_DIM}": f"response embeddings, JL-projected to {WIDE_DIM} dims",
 }
-FEATURES_VERSION = "hf-dna-evidence-v1"
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
