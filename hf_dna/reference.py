@@ -296,9 +296,9 @@ class ReferenceStore:
         if not dirs:
             raise ReferenceStoreError(f"no embedded reference store is installed under {DEFAULT_ROOT}")
         configs = {d: json.loads((d / CONFIG_NAME).read_text(encoding="utf-8")) for d in dirs}
-        if probe_hash is None:
-            preferred = [d for d in dirs if configs[d].get("probe_set") == "paper600"]
-            return cls.load((preferred or dirs)[0])
+        if probe_hash is None:  # the paper's probes, as many as a store holds
+            paper = [d for d in dirs if str(configs[d].get("probe_set", "")).split(":")[0] == "paper600"]
+            return cls.load(max(paper, key=lambda d: int(configs[d].get("n_probes") or 0)) if paper else dirs[0])
         for directory, config in configs.items():
             if config.get("probe_hash") == probe_hash:
                 return cls.load(directory)
