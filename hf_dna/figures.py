@@ -18,7 +18,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise HfDnaError("figures need matplotlib: pip install 'hf-dna[plot]' (or matplotlib)") from None
+        raise HfDnaError("figures need matplotlib: pip install matplotlib") from None
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

@@ -152,5 +152,5 @@ def test_png_without_matplotlib_is_a_one_line_error(tmp_path):
             f"main(['tree', {str(tmp_path / 'recs.json')!r}, '--png', {str(tmp_path / 't.png')!r}])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "Error: figures need matplotlib: pip install 'hf-dna[plot]' (or matplotlib)"
+    assert proc.stderr.strip() == "Error: figures need matplotlib: pip install matplotlib"
     assert not (tmp_path / "t.png").exists()
