@@ -129,7 +129,9 @@ def section(results: list[dict], probes: str) -> str:
                      f"{r['generate_s']:.0f} ({r['generate_s'] / r['n_probes']:.1f}) | {r['audit_s']:.1f} |")
     for r in results:
         if r.get("verdict"):
-            lines += ["", f"`{Path(r['path']).name}`: " + " / ".join(f["message"] for f in r["verdict"]["flags"])]
+            said = [f["message"] for f in r["verdict"]["flags"]] or ["no flags"]
+            lines += ["", f"`{Path(r['path']).name}` (default): " + " / ".join(said) + "; notes: "
+                      + " / ".join(r["verdict"]["notes"])]
     if len(results) == 2:
         a, b = results
         lines += ["", f"Generation time per probe, {b['model']} / {a['model']}: "
