@@ -161,13 +161,32 @@ def _get_record(model: str, record: DNARecord | str | None, responses: str | Non
             raise RecordFileError(f"{record} holds {len(records)} records and {len(matching)} for {model}: "
                                   "pass a file with one record")
         return matching[0]
-    from .extract import extract
-    from .generate import GenerationSettings
+    from .extract import as_probe_set, record_from_responses
+    from .generate import GenerationSettings, generate_responses, read_responses_file
 
+    probe_set = as_probe_set(probes)
     if responses is not None:
-        return extract(model, probes, responses=responses, progress=progress)
-    return extract(model, probes, settings=settings or GenerationSettings.paper(), token=token, progress=progress,
-                   revision=revision, gguf_file=gguf_file)
+        answers = read_responses_file(responses, probe_set, model_id=model)
+        answers.model_id = model
+    else:
+        answers = generate_responses(model, probe_set, settings or GenerationSettings.paper(), revision=revision,
+                                     token=token, gguf_file=gguf_file, progress=progress)
+    return with_evidence(record_from_responses(answers, probe_set), answers.texts)
+
+
+def with_evidence(record: DNARecord, texts: list[str]) -> DNARecord:
+    """The record with the evidence vectors the reference's relation model reads (lex, wide embedding sketch),
+    computed as `hf_dna.refbuild` computes them for reference records, when the record lacks them."""
+    if record.evidence:
+        return record
+    from .embed import load_encoder
+    from .features import record_evidence
+    from .generate import torch_threads
+
+    with torch_threads():
+        embeddings = load_encoder(record.encoder).encode(list(texts))
+    record.evidence = record_evidence(list(texts), embeddings, record.projection_seed)
+    return record
 
 
 def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None, relation: str | None,

@@ -146,6 +146,7 @@ def test_responses_end_to_end_on_hub_repos(text_reference, local_hub, tmp_path):
     assert verdicts["honest"]["flags"] == []
     assert {f["code"] for f in verdicts["wrong"]["flags"]} == {"unsupported-base", "undeclared-base"}
     assert verdicts["honest"]["record"]["probe_set"] == "rand-en-3"  # probes taken from the reference's config
+    assert "lex" in verdicts["honest"]["record"]["evidence"]  # evidence vectors computed as for reference records
 
 
 def test_generation_options_mirror_extract_with_paper_defaults():
