@@ -60,10 +60,12 @@ def try_snapshot_download(repo_id: str, revision: str | None = None, allow_patte
     """Snapshot-download a repo, or return None when offline, unreachable or missing (the caller falls back)."""
     if is_offline() or os.path.isdir(repo_id):
         return None
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
     try:
-        return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns)
+        # one quick call first: snapshot_download retries an unreachable Hub for ~25 s before giving up
+        sha = HfApi().model_info(repo_id, revision=revision, timeout=10).sha or revision
+        return snapshot_download(repo_id, revision=sha, allow_patterns=allow_patterns)
     except Exception:  # any failure here means "not available from the Hub": the caller has a fallback
         return None
 

@@ -161,11 +161,12 @@ def push_findings_row(repo_id: str, verdict: dict[str, Any], token: str | bool |
     a re-audit of the same model+revision replaces its own row.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from .record import write_parquet
 
     row = findings_row(verdict)
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([row], schema=findings_schema()), buffer)
+    write_parquet(pa.Table.from_pylist([row], schema=findings_schema()), buffer)
     path = findings_path(row["model_id"], row["revision"])
     hub.create_repo(repo_id, repo_type="dataset", token=token)
     files: dict[str, bytes | str] = {path: buffer.getvalue()}

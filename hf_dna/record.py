@@ -125,14 +125,19 @@ def records_to_table(records: list[DNARecord]):
     return pa.Table.from_pylist([r.to_row() for r in records], schema=record_schema())
 
 
+def write_parquet(table, sink) -> None:
+    """Write a pyarrow table the one way hf-dna writes parquet: zstd, no column statistics (small, deterministic)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, sink, compression="zstd", write_statistics=False)
+
+
 def write_records(records: list[DNARecord], path: str | os.PathLike) -> Path:
     """Write records atomically: ``.parquet`` as a table, anything else as JSON (one object, or a list)."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         with atomic_path(path) as tmp:
-            pq.write_table(records_to_table(records), tmp)
+            write_parquet(records_to_table(records), tmp)
     else:
         atomic_write_text(path, dumps_records(records) + "\n")
     return path

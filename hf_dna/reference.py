@@ -33,7 +33,8 @@ from . import hub
 from ._io import atomic_path, atomic_write_text
 from .errors import (IncompatibleRecordsError, PushConflictError, RecordFileError, ReferenceStoreError,
                      RepoNotFoundError, StaleParentError)
-from .record import COMPAT_FIELDS, DNARecord, check_compatible, read_records, record_schema, records_to_table
+from .record import (COMPAT_FIELDS, DNARecord, check_compatible, read_records, record_schema, records_to_table,
+                     write_parquet)
 
 CONFIG_NAME = "hf-dna.json"
 LINEAGE_NAME = "lineage.csv"
@@ -52,7 +53,8 @@ def record_path(model_id: str, revision: str) -> str:
     """Path of a record in a store: ``data/<org>/<name>/<revision>.parquet`` (``_`` when the id has no org)."""
     org, _, name = model_id.rpartition("/")
     safe_revision = (revision or "local").replace("/", "--")
-    return f"data/{org or '_'}/{name}/{safe_revision}.parquet"
+    safe_name = name.replace(":", "--")  # API ids such as `org/model:free`; ':' is not allowed in Windows paths
+    return f"data/{org or '_'}/{safe_name}/{safe_revision}.parquet"
 
 
 def config_for(record: DNARecord) -> dict[str, Any]:
@@ -70,10 +72,8 @@ def check_against_config(record: DNARecord, config: dict[str, Any], where: str =
 
 def record_bytes(record: DNARecord) -> bytes:
     """One record as parquet bytes in `record_schema()` (deterministic for identical records)."""
-    import pyarrow.parquet as pq
-
     buffer = io.BytesIO()
-    pq.write_table(records_to_table([record]), buffer)
+    write_parquet(records_to_table([record]), buffer)
     return buffer.getvalue()
 
 
