@@ -29,7 +29,7 @@ OUT = ROOT / "bench" / "out" / "e2e"
 
 from audit_eval import hardware, write_section  # noqa: E402
 
-from hf_dna.audit import DEFAULT_PROBES, audit, with_evidence  # noqa: E402
+from hf_dna.audit import DEFAULT_PROBES, audit  # noqa: E402
 
 TRUE_BASE = {"smollm2": "HuggingFaceTB/SmolLM2-135M", "gemma": "google/gemma-3-270m"}
 LOOSE = 0.5  # the relative posterior with the best recall in bench/audit_eval.py (and ~11% false flags)
@@ -70,7 +70,6 @@ def generate(name: str, probes: str) -> dict:
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     record = record_from_responses(responses, probe_set)
-    record = with_evidence(record, list(responses.texts))  # what the reference's relation model reads
     t_dna = time.perf_counter() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     slug = f"{name}-{probes.replace(':', '_')}"

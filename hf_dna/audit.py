@@ -171,22 +171,7 @@ def _get_record(model: str, record: DNARecord | str | None, responses: str | Non
     else:
         answers = generate_responses(model, probe_set, settings or GenerationSettings.paper(), revision=revision,
                                      token=token, gguf_file=gguf_file, progress=progress)
-    return with_evidence(record_from_responses(answers, probe_set), answers.texts)
-
-
-def with_evidence(record: DNARecord, texts: list[str]) -> DNARecord:
-    """The record with the evidence vectors the reference's relation model reads (lex, wide embedding sketch),
-    computed as `hf_dna.refbuild` computes them for reference records, when the record lacks them."""
-    if record.evidence:
-        return record
-    from .embed import load_encoder
-    from .features import record_evidence
-    from .generate import torch_threads
-
-    with torch_threads():
-        embeddings = load_encoder(record.encoder).encode(list(texts))
-    record.evidence = record_evidence(list(texts), embeddings, record.projection_seed)
-    return record
+    return record_from_responses(answers, probe_set)
 
 
 def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None, relation: str | None,

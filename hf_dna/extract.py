@@ -9,6 +9,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
 from .embed import DEFAULT_ENCODER, Encoder, load_encoder
 from .errors import InvalidInputError
@@ -39,10 +41,25 @@ def dna_from_texts(model_id: str, texts: list[str], probe_set: ProbeSet, *, dim:
     enc = _encoder(encoder)
     with torch_threads():
         embeddings = enc.encode(list(texts))
-    return DNARecord(model_id=model_id, dna=project(embeddings, dim=dim, seed=seed).tolist(), probe_set=probe_set.name,
-                     probe_hash=probe_set.hash, n_probes=len(probe_set), encoder=enc.name,
-                     encoder_revision=enc.revision, projection_seed=seed, projection=PROJECTION, revision=revision,
-                     generation=dict(generation or {}), **_created_at())
+    return record_from_embeddings(model_id, list(texts), embeddings, probe_set, enc, dim=dim, seed=seed,
+                                  revision=revision, generation=generation)
+
+
+def record_from_embeddings(model_id: str, texts: list[str], embeddings: np.ndarray, probe_set: ProbeSet,
+                           encoder: Encoder, *, dim: int = DEFAULT_DIM, seed: int = DEFAULT_SEED,
+                           revision: str = "local", generation: dict[str, Any] | None = None,
+                           declared_base_models: list[str] | None = None,
+                           declared_relation: str | None = None) -> DNARecord:
+    """The DNA record of per-probe response embeddings, with the evidence vectors the audit's relation model
+    reads (`hf_dna.features.record_evidence`): the one place records are assembled, for models and references."""
+    from .features import record_evidence
+
+    return DNARecord(model_id=model_id, dna=project(embeddings, dim=dim, seed=seed).tolist(),
+                     probe_set=probe_set.name, probe_hash=probe_set.hash, n_probes=len(probe_set),
+                     encoder=encoder.name, encoder_revision=encoder.revision, projection_seed=seed,
+                     projection=PROJECTION, revision=revision, generation=dict(generation or {}),
+                     declared_base_models=list(declared_base_models or []), declared_relation=declared_relation,
+                     evidence=record_evidence(texts, embeddings, seed), **_created_at())
 
 
 def record_from_responses(responses: Responses, probe_set: ProbeSet, *, dim: int = DEFAULT_DIM,

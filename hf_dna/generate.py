@@ -506,5 +506,5 @@ def generate_responses(model: str, probe_set: ProbeSet, settings: GenerationSett
     return job.responses(job.run(list(range(len(job.batches))), progress))
 
 
-# re-exported: one interface for responses (the private names are used by hf_dna.refbuild)
-from .responses_file import _map_onto_probes, _read_rows, read_responses_file  # noqa: E402,F401
+# re-exported: one interface for responses, generated or read from a file
+from .responses_file import read_responses_file  # noqa: E402,F401

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from .calibrate import RelationModel
-from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
+from .dna import DEFAULT_DIM, DEFAULT_SEED
 from .embed import DEFAULT_ENCODER, Encoder, load_encoder
 from .errors import ResponsesFileError
-from .features import record_evidence
 from .probes import ProbeSet, load_probe_set
 from .record import DNARecord
 
@@ -46,11 +45,11 @@ def empty_share(texts: list[str]) -> float:
 
 def read_model_responses(files: Iterable[str | os.PathLike], probe_set: ProbeSet) -> dict[str, list[str]]:
     """model_id -> responses in probe order, from one or more files (each may hold one model or many)."""
-    from .generate import _map_onto_probes, _read_rows
+    from .responses_file import map_onto_probes, read_rows
 
     out: dict[str, list[str]] = {}
     for file in files:
-        rows = _read_rows(Path(file))
+        rows = read_rows(Path(file))
         if not rows:
             raise ResponsesFileError(f"{file} holds no responses")
         groups: dict[str, list[dict[str, Any]]] = {}
@@ -61,7 +60,7 @@ def read_model_responses(files: Iterable[str | os.PathLike], probe_set: ProbeSet
         for model_id, model_rows in groups.items():
             if model_id in out:
                 raise ResponsesFileError(f"{file}: model {model_id} already came from another file")
-            out[model_id] = _map_onto_probes(model_rows, probe_set, str(file))
+            out[model_id] = map_onto_probes(model_rows, probe_set, str(file))
     return out
 
 
@@ -89,7 +88,7 @@ def build_records(responses: dict[str, list[str]], probe_set: ProbeSet, lineage:
     """One DNARecord (with evidence and the declared base from `lineage`) per model."""
     from tqdm.auto import tqdm
 
-    from .extract import _created_at
+    from .extract import record_from_embeddings
     from .generate import torch_threads
 
     records = []
@@ -101,13 +100,10 @@ def build_records(responses: dict[str, list[str]], probe_set: ProbeSet, lineage:
                 emb = encoder.encode(texts)
         info = lineage.get(model_id) or {}
         bases = [b.strip() for b in (info.get("parent") or "").split(";") if b.strip()]
-        records.append(DNARecord(
-            model_id=model_id, dna=project(emb, dim=dim, seed=seed), probe_set=probe_set.name,
-            probe_hash=probe_set.hash, n_probes=len(probe_set), encoder=encoder.name,
-            encoder_revision=encoder.revision, projection_seed=seed, projection=PROJECTION, revision="reference",
-            generation=dict(generation or {}), declared_base_models=bases,
-            declared_relation=(info.get("relation") or None) if bases else None,
-            evidence=record_evidence(texts, emb, seed), **_created_at()))
+        records.append(record_from_embeddings(
+            model_id, texts, emb, probe_set, encoder, dim=dim, seed=seed, revision="reference",
+            generation=generation, declared_base_models=bases,
+            declared_relation=(info.get("relation") or None) if bases else None))
     return records
 
 

@@ -32,15 +32,15 @@ def read_responses_file(path: str, probe_set: ProbeSet, model_id: str | None = N
     """
     from .generate import Responses  # generate re-exports this function
 
-    rows = _select_model(_read_rows(Path(path), model_id), model_id, path)
+    rows = _select_model(read_rows(Path(path), model_id), model_id, path)
     if not rows:
         raise ResponsesFileError(f"{path} holds no responses")
-    texts = _map_onto_probes(rows, probe_set, path)
+    texts = map_onto_probes(rows, probe_set, path)
     label = model_id or rows[0].get("model_id") or Path(path).stem
     return Responses(str(label), "local", texts, {"backend": "responses-file", "source": Path(path).name})
 
 
-def _read_rows(path: Path, model_id: str | None = None) -> list[dict[str, Any]]:
+def read_rows(path: Path, model_id: str | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ResponsesFileError(f"no such responses file: {path}")
     try:
@@ -86,7 +86,7 @@ def _select_model(rows: list[Any], model_id: str | None, path: str) -> list[dict
     return chosen
 
 
-def _map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str) -> list[str]:
+def map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str) -> list[str]:
     n = len(probe_set)
     subset = ":" in probe_set.name
     by_prompt: dict[str, list[int]] = {}
@@ -122,5 +122,5 @@ def _map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str)
 
 
 #: public names for readers of multi-model files (e.g. the reference builder)
-read_rows = _read_rows
-map_onto_probes = _map_onto_probes
+read_rows = read_rows
+map_onto_probes = map_onto_probes
