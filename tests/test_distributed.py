@@ -13,7 +13,8 @@ from hf_dna.generate import GenerationSettings
 from hf_dna.record import read_records
 
 PROBES = "rand-en-12"
-SETTINGS = GenerationSettings(max_new_tokens=8, batch_size=4)  # 12 probes -> 3 batches over 2 processes
+# 12 probes -> 3 batches over 2 processes; float32: the exact-equality check below must not hinge on bf16 rounding
+SETTINGS = GenerationSettings(max_new_tokens=8, batch_size=4, dtype="float32")
 
 
 def _free_port() -> int:
@@ -27,7 +28,7 @@ def _launch(models: list[str], out, tmp_path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), "-m", "hf_dna", "extract", *models, "--probes", PROBES,
-           "--max-new-tokens", "8", "--batch-size", "4", "-o", str(out)]
+           "--max-new-tokens", "8", "--batch-size", "4", "--dtype", "float32", "-o", str(out)]
     env = {**os.environ, "HF_DNA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
