@@ -198,12 +198,12 @@ def main() -> None:
     from hf_dna.generate import cpu_has_native_bf16
 
     auto = "bfloat16" if cpu_has_native_bf16() else "float32"
-    default = (f"defaults (dtype auto = {auto} here, batches of 8)", [])
+    default = (f"defaults (dtype auto = {auto} here, batch 32)", [])
     portable = ("`--dtype float32`", ["--dtype", "float32"])
-    tuned = ("`--batch-size 32`", ["--batch-size", "32"])
+    small_batches = ("`--batch-size 8`", ["--batch-size", "8"])
     jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default])]
     if args.smollm2:
-        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, portable, tuned]))
+        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, portable, small_batches]))
 
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations = [], {}
