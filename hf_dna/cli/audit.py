@@ -126,6 +126,10 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
     Exit codes: 0 clean (or flags not in --fail-on), 3 a --fail-on flag fired, 1 error.
     Flags: undeclared-base, unsupported-base, no-base-declared, wrong-relation.
     """
+    if quiet:
+        from .extract import silence_progress_bars
+
+        silence_progress_bars()
     fail_codes = _fail_on(fail_on)
     settings = _settings(generation)
     verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,

@@ -26,7 +26,10 @@ def demo_cmd(name: str, probes: str | None, fmt: str, quiet: bool) -> None:
     from ..audit import audit
     from ..generate import GenerationSettings
     from .audit import render
+    from .extract import silence_progress_bars
 
+    if quiet:
+        silence_progress_bars()
     path = shipped_model_path(name)
     if not quiet:
         click.echo(f"Auditing {path.name} (true base: {TRUE_BASE[name]}); first run generates its responses...",

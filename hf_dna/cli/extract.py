@@ -58,7 +58,7 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
     from ..record import dumps_records, write_records
 
     if quiet:
-        _silence_progress_bars()
+        silence_progress_bars()
 
     overrides = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
                      load_in=load_in, trust_remote_code=trust_remote_code, seed=seed)
@@ -89,7 +89,7 @@ def _announce_processes(n_models: int, quiet: bool) -> None:
         click.echo(f"spreading {what} over {state.num_processes} processes", err=True)
 
 
-def _silence_progress_bars() -> None:
+def silence_progress_bars() -> None:
     """--quiet: no download/loading bars from huggingface_hub and transformers either."""
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging
