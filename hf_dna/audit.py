@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import HubOfflineError, InvalidInputError, RecordFileError, RepoNotFoundError
+from .probes import load_probe_set
 from .record import DNARecord, check_compatible, read_records
 
 #: probe set used when neither --probes, --record nor a reference says otherwise (chosen in bench/audit_eval.py)
@@ -132,6 +133,8 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
     store = reference if isinstance(reference, ReferenceStore) else (
         ReferenceStore.load(reference) if reference is not None else None)
     probes = probes or (_store_probe_set(store) if store is not None else None) or DEFAULT_PROBES
+    if store is None and record is None:  # find the store before generating anything: a missing one fails fast
+        store = ReferenceStore.default(probe_hash=load_probe_set(probes).hash)
     dna = _get_record(model, record, responses, probes, settings, token, progress, revision, gguf_file)
     if store is None:
         store = ReferenceStore.default(probe_hash=dna.probe_hash)
