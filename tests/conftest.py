@@ -29,3 +29,14 @@ def shared_responses() -> Path:
     if not (SHARED / "paper600.parquet").is_file():
         pytest.skip("../shared/data/reference-responses is not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def paper100_store():
+    """The embedded paper600-100 reference store (skips when it is not built)."""
+    from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
+
+    path = DEFAULT_ROOT / "paper600-100"
+    if not path.is_dir():
+        pytest.skip("embedded paper600-100 store is not built")
+    return ReferenceStore.load(path)

@@ -9,30 +9,21 @@ import pytest
 from hf_dna.calibrate import RelationModel, auc, family_folds, labelled_family
 from hf_dna.errors import ReferenceStoreError
 from hf_dna.record import DNARecord
-from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
 
 
 @pytest.fixture(scope="module")
-def store() -> ReferenceStore:
-    path = DEFAULT_ROOT / "paper600-100"
-    if not path.is_dir():
-        pytest.skip("embedded paper600-100 store is not built")
-    return ReferenceStore.load(path)
-
-
-@pytest.fixture(scope="module")
-def split(store):
+def split(paper100_store):
     """Fit on half of the labelled families (folds 0-1 of 4), hold out the rest."""
-    families = np.array([labelled_family(store.lineage(r.model_id)) for r in store.records], dtype=object)
+    families = np.array([labelled_family(paper100_store.lineage(r.model_id)) for r in paper100_store.records], dtype=object)
     fold = family_folds(families, 4)
-    train = [r for r, f in zip(store.records, fold) if f in (0, 1)]
-    test = [(r, fam) for r, f, fam in zip(store.records, fold, families) if f in (2, 3)]
+    train = [r for r, f in zip(paper100_store.records, fold) if f in (0, 1)]
+    test = [(r, fam) for r, f, fam in zip(paper100_store.records, fold, families) if f in (2, 3)]
     return train, test
 
 
-def test_fit_serialise_and_score_held_out_families(store, split):
+def test_fit_serialise_and_score_held_out_families(paper100_store, split):
     train, test = split
-    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    model = RelationModel.fit(train, paper100_store.lineage_table, folds=3)
     clone = RelationModel.from_dict(json.loads(json.dumps(model.to_dict())))
     records = [r for r, _ in test]
     families = np.array([f for _, f in test], dtype=object)
@@ -52,9 +43,9 @@ def test_fit_serialise_and_score_held_out_families(store, split):
     assert 0.5 < clone.cv[full]["auc_by_fold"] <= 1.0 and 0 <= clone.cv[full]["top1"] <= 1
 
 
-def test_query_without_evidence_falls_back_to_dna(store, split):
+def test_query_without_evidence_falls_back_to_dna(paper100_store, split):
     train, test = split
-    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    model = RelationModel.fit(train, paper100_store.lineage_table, folds=3)
     query = DNARecord.from_dict({**test[0][0].to_dict(), "evidence": {}})
     scores = model.score(query, [r for r, _ in test[1:]])
     assert scores.fallback and scores.kinds == ("dna",) and "DNA-only" in scores.note
@@ -63,16 +54,16 @@ def test_query_without_evidence_falls_back_to_dna(store, split):
     assert not rich.fallback and "lex" in rich.kinds
 
 
-def test_fit_needs_labelled_families(store):
+def test_fit_needs_labelled_families(paper100_store):
     with pytest.raises(ReferenceStoreError, match="3 labelled families"):
-        RelationModel.fit(store.records[:5], {})
+        RelationModel.fit(paper100_store.records[:5], {})
     with pytest.raises(ReferenceStoreError):
         RelationModel.from_dict({"format": "other"})
 
 
-def test_all_pairs_matches_one_query_at_a_time(store, split):
+def test_all_pairs_matches_one_query_at_a_time(paper100_store, split):
     train, _ = split
-    model = RelationModel.fit(train, store.lineage_table, folds=3)
+    model = RelationModel.fit(train, paper100_store.lineage_table, folds=3)
     records = train[:30]
     matrix = model.all_pairs(records)
     assert np.isnan(np.diag(matrix)).all()

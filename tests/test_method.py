@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from hf_dna.features import LEX_DIM, WIDE_DIM, lexical_sketch, ngram_hashes, record_evidence
-from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
 
 TEXTS = ["The capital of France is Paris.", "Answer: B. Because water boils at 100 C.", "", "日本語の文です。"]
 
@@ -37,27 +36,19 @@ def test_lexical_sketch_estimates_average_per_probe_cosine():
     assert np.dot(sa, sb) > np.dot(sa, sc) + 0.2
 
 
-@pytest.fixture(scope="module")
-def paper100() -> ReferenceStore:
-    path = DEFAULT_ROOT / "paper600-100"
-    if not path.is_dir():
-        pytest.skip("embedded paper600-100 store is not built")
-    return ReferenceStore.load(path)
-
-
-def test_committed_store_known_relatives_are_closer(paper100):
+def test_committed_store_known_relatives_are_closer(paper100_store):
     """Qwen2.5-7B -> its instruct fine-tune scores above nearly all unrelated (llama-2, pythia) models.
 
     With the store's relation model, as the audit decides. (Plain centred 128-d DNA cosine does not manage
     this: base models sit closer to other base models than to their own chat fine-tunes; bench/RESULTS.md.)"""
     from hf_dna.calibrate import RelationModel
 
-    model = RelationModel.from_dict(paper100.calibration)
-    query = next(r for r in paper100.records if r.model_id == "Qwen/Qwen2.5-7B")
-    others = [r for r in paper100.records if r is not query]
+    model = RelationModel.from_dict(paper100_store.calibration)
+    query = next(r for r in paper100_store.records if r.model_id == "Qwen/Qwen2.5-7B")
+    others = [r for r in paper100_store.records if r is not query]
     prob = model.probability(query, others)
     ids = [r.model_id for r in others]
     relative = prob[ids.index("Qwen/Qwen2.5-7B-Instruct")]
-    unrelated = [p for p, r in zip(prob, others) if (paper100.lineage(r.model_id) or {}).get("family") in ("llama-2", "pythia")]
+    unrelated = [p for p, r in zip(prob, others) if (paper100_store.lineage(r.model_id) or {}).get("family") in ("llama-2", "pythia")]
     assert len(unrelated) >= 20
     assert np.mean(np.asarray(unrelated) < relative) > 0.9
