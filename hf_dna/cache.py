@@ -19,9 +19,9 @@ def default_cache_dir() -> Path:
     """``$HF_DNA_CACHE`` if set, else ``<HF_HOME>/hf-dna/responses``."""
     if os.environ.get("HF_DNA_CACHE"):
         return Path(os.environ["HF_DNA_CACHE"]).expanduser()
-    from huggingface_hub import constants
+    from .hub import hf_dna_home
 
-    return Path(constants.HF_HOME) / "hf-dna" / "responses"
+    return hf_dna_home() / "responses"
 
 
 def cache_key(model_id: str, revision: str, probe_hash: str, generation: dict[str, Any]) -> str:

@@ -50,6 +50,13 @@ def translate_error(err: Exception, repo_id: str, repo_type: str = "model") -> E
     return HubError(f"Hub request for {repo_id} failed: {type(err).__name__}: {err}")
 
 
+def hf_dna_home() -> Path:
+    """hf-dna's own folder under the Hugging Face home (``$HF_HOME/hf-dna``): caches and assembled models."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "hf-dna"
+
+
 def endpoint() -> str:
     from huggingface_hub import constants
 

