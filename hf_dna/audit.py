@@ -195,7 +195,8 @@ def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None
         try:
             meta = hub.model_metadata(model, revision=revision, token=token)
         except (RepoNotFoundError, HubOfflineError) as err:
-            notes.append(f"model not on the Hub ({err}): no base declared (use --base-model)")
+            where = "model not on the Hub" if isinstance(err, RepoNotFoundError) else "model card not read"
+            notes.append(f"{where} ({err}): no base declared (use --base-model)")
             return Declared()
         where = "model card"
     notes.extend(f"{where}: {warning}" for warning in meta.warnings)
@@ -236,27 +237,9 @@ class DecisionPoints:
 
 
 def self_scores(relation_model: Any, records: list[DNARecord]) -> np.ndarray:
-    """P(related) of every reference record to every other one (n x n, NaN diagonal).
-
-    Uses the relation model's own all-pairs feature path (the one it is fitted with) when available, else
-    scores one record at a time through the public `score`."""
-    from . import calibrate
-
-    n = len(records)
-    kinds, _ = relation_model.choose_head(records[0], records[1:])
-    try:
-        head = relation_model.heads[",".join(kinds)]
-        vectors = calibrate._stack(records, kinds)
-        matrices = calibrate._matrices(relation_model._space(), vectors, kinds)
-        x = calibrate._features_of_rows(matrices, np.arange(n), kinds)
-        z = ((x - np.asarray(head["mean"])) / np.asarray(head["scale"])) @ np.asarray(head["coef"]) + head["intercept"]
-        prob = calibrate._sigmoid(z)
-    except (AttributeError, TypeError, KeyError, ValueError):
-        prob = np.zeros((n, n))
-        for i in range(n):
-            prob[i, np.arange(n) != i] = relation_model.probability(records[i], records[:i] + records[i + 1:])
-    prob[np.eye(n, dtype=bool)] = np.nan
-    return prob
+    """P(related) of every reference record to every other one (n x n, NaN diagonal): the relation model's
+    all-pairs path, the features it is fitted with."""
+    return relation_model.all_pairs(records)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -391,13 +374,19 @@ def _comparable_evidence(record: DNARecord, reference_record: DNARecord) -> tupl
     from dataclasses import replace
 
     ref = reference_record.evidence or {}
-    odd = [k for k, v in (record.evidence or {}).items()
-           if isinstance(v, list) and k in ref and isinstance(ref[k], list) and len(v) != len(ref[k])]
+    odd = [k for k, v in (record.evidence or {}).items() if k in ref and _evidence_size(v) != _evidence_size(ref[k])]
     if not odd:
         return record, []
     kept = {k: v for k, v in record.evidence.items() if k not in odd}
     return replace(record, evidence=kept), [f"evidence {', '.join(odd)} of the record differs in size from the "
                                             "reference's (another hf-dna version): not used"]
+
+
+def _evidence_size(value: Any) -> Any:
+    """Length of an evidence vector, or the shape of a packed per-probe sketch."""
+    if isinstance(value, list):
+        return len(value)
+    return tuple(value.get("shape") or ()) if isinstance(value, dict) else None
 
 
 class _Lineage:

@@ -12,6 +12,12 @@ families. Each similarity s(q, r) of a query q to a reference record r gives fiv
 - ``zr``: s standardised over r's similarities to the other records (the same on r's side: hubness);
 - ``rq``: log(1 + rank of r among q's candidates); ``rr``: log(1 + rank of q among r's neighbours).
 
+``probe64`` (per-probe sketches) is not compared by one cosine: for each probe, q and r cast a vote for each
+other when the other is among their nearest `VOTE_SHARE` of the reference on that probe (per-probe centred
+cosine); s(q, r) is the share of votes. A vote counts agreement on many probes rather than the average
+similarity, which style (base vs chat, length) dominates; it is the single best evidence measured
+(bench/RESULTS.md).
+
 A logistic regression on these features (L2, fitted on all labelled pairs: same `family` = related) turns
 them into P(related). Its quality is measured by grouped cross-validation with whole families held out of
 fitting, and stored with the model; no threshold is set by hand.
@@ -27,14 +33,19 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .errors import ReferenceStoreError
+from .features import unpack_probe_sketch
 from .record import DNARecord
 
 FORMAT = "hf-dna-relation-model-v1"
 GOOD_CONFIDENCE = ("high", "medium")
-EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024")
+EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024", "probe64")
 #: what a fitted model uses by default: whitening (``dna_white``) is measured in bench/method_eval.py but left
 #: out, since on held-out families it adds false confident matches (bench/RESULTS.md)
-DEFAULT_KINDS = ("dna", "lex", "emb1024")
+DEFAULT_KINDS = ("dna", "lex", "emb1024", "probe64")
+#: kinds held per probe and compared by per-probe votes (see module doc)
+VOTE_KINDS = ("probe64",)
+#: a probe's vote goes to the nearest this share of the reference (10 of 252 records in the paper600 store)
+VOTE_SHARE = 0.04
 FALLBACK_KINDS = ("dna",)
 FEATURE_PARTS = ("cos", "z", "zr", "rq", "rr")
 #: most reference columns used for record-side statistics (ranks are rescaled beyond it)
@@ -52,6 +63,8 @@ def record_vectors(record: DNARecord) -> dict[str, np.ndarray]:
     for name, values in (record.evidence or {}).items():
         if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values[:4]):
             vectors[name] = np.asarray(values, dtype=np.float64)
+        elif isinstance(values, dict) and (sketch := unpack_probe_sketch(values)) is not None:
+            vectors[name] = sketch
     return vectors
 
 
@@ -75,6 +88,60 @@ def whitener(vectors: np.ndarray, families: np.ndarray, shrink: float = WHITEN_S
 def cosine_block(queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
     """Cosine similarities (n_queries, n_refs)."""
     return _unit(queries) @ _unit(refs).T
+
+
+def _probe_units(vectors: np.ndarray, answered: np.ndarray) -> np.ndarray:
+    """(n, p, k) per-probe vectors -> (p, n, k) float32, unit length per probe, zero where not `answered`."""
+    units = _unit(np.transpose(np.asarray(vectors, dtype=np.float32), (1, 0, 2)))
+    return units * answered.T[:, :, None]
+
+
+def answered_probes(raw: np.ndarray) -> np.ndarray:
+    """(n, p) True where a model answered the probe: a per-probe sketch is all zero for an empty response."""
+    return np.any(np.asarray(raw) != 0, axis=-1)
+
+
+def vote_thresholds(rows: np.ndarray, cols: np.ndarray, cols_answered: np.ndarray,
+                    own_col: np.ndarray | None = None) -> np.ndarray:
+    """(p, n_rows): per probe, the similarity a column needs to be among a row's nearest `VOTE_SHARE` of the
+    columns that answered it. `rows`, `cols` from `_probe_units`; `cols_answered` (p, n_cols); `own_col[i]` is
+    row i's own column (skipped; -1 for none)."""
+    n_rows, n_cols = rows.shape[1], cols.shape[1]
+    own = np.full(n_rows, -1) if own_col is None else np.asarray(own_col)
+    hit = np.flatnonzero(own >= 0)
+    out = np.empty((rows.shape[0], n_rows), dtype=np.float32)
+    for j in range(rows.shape[0]):
+        s = rows[j] @ cols[j].T
+        s[:, ~cols_answered[j]] = -np.inf
+        s[hit, own[hit]] = -np.inf
+        k = max(1, int(round(VOTE_SHARE * max(int(cols_answered[j].sum()) - int(len(hit) > 0), 1))))
+        out[j] = np.partition(s, n_cols - k, axis=1)[:, n_cols - k]
+    return out
+
+
+def vote_similarity(queries: np.ndarray, refs: np.ndarray, q_thresholds: np.ndarray, r_thresholds: np.ndarray,
+                    q_answered: np.ndarray, r_answered: np.ndarray) -> np.ndarray:
+    """(n_q, n_r) share of per-probe votes among the probes both answered: q votes for r on a probe when r clears
+    q's threshold, and back (0.5 between models sharing no answered probe)."""
+    votes = np.zeros((queries.shape[1], refs.shape[1]), dtype=np.float32)
+    both = np.zeros_like(votes)
+    for j in range(queries.shape[0]):
+        s = queries[j] @ refs[j].T
+        mask = q_answered[j][:, None] & r_answered[j][None, :]
+        votes += mask & (s >= q_thresholds[j][:, None])
+        votes += mask & (s >= r_thresholds[j][None, :])
+        both += mask
+    return np.where(both > 0, votes / np.maximum(2 * both, 1), 0.0).astype(np.float64)
+
+
+def vote_matrix(vectors: np.ndarray, answered: np.ndarray | None = None) -> np.ndarray:
+    """All-pairs vote similarity of (n, p, k) per-probe vectors (symmetric; NaN diagonal)."""
+    answered = answered_probes(vectors) if answered is None else answered
+    units = _probe_units(vectors, answered)
+    thresholds = vote_thresholds(units, units, answered.T, np.arange(units.shape[1]))
+    out = vote_similarity(units, units, thresholds, thresholds, answered.T, answered.T)
+    np.fill_diagonal(out, np.nan)
+    return out
 
 
 @dataclass
@@ -264,6 +331,9 @@ def _matrices(space: _Space, vectors: dict[str, np.ndarray], kinds: tuple[str, .
     for kind in kinds:
         base = "dna" if kind == "dna_white" else kind
         t = space.transform(kind, vectors[base])
+        if kind in VOTE_KINDS:
+            out[kind] = vote_matrix(t, answered_probes(vectors[base]))
+            continue
         m = cosine_block(t, t)
         np.fill_diagonal(m, np.nan)
         out[kind] = m
@@ -343,7 +413,7 @@ class RelationModel:
         everyone = np.ones(len(records), dtype=bool)
         space = _fit_space(vectors, families, everyone)
         model = cls(
-            means=_rounded({k: [float(x) for x in v] for k, v in space.means.items()}),
+            means=_rounded({k: v.tolist() for k, v in space.means.items()}),
             white=None if space.white is None or "dna_white" not in full else _rounded(space.white.tolist()),
             n_records=len(records),
             n_labelled=int((families != "").sum()),
@@ -381,8 +451,11 @@ class RelationModel:
         sample = np.unique(np.linspace(0, n - 1, min(n, STATS_SAMPLE)).astype(int))
         for kind in kinds:
             t = space.transform(kind, vectors["dna" if kind == "dna_white" else kind])
-            sims[kind] = cosine_block(t[:1], t[1:])
-            block = cosine_block(t[1:], t[1:][sample])
+            if kind in VOTE_KINDS:
+                sims[kind], block = _query_votes(t, answered_probes(vectors[kind]), sample)
+            else:
+                sims[kind] = cosine_block(t[:1], t[1:])
+                block = cosine_block(t[1:], t[1:][sample])
             block[sample, np.arange(len(sample))] = np.nan
             stats[kind] = RefStats.from_block(block, n)
         x = pair_features(sims, stats, kinds)[0]
@@ -432,6 +505,20 @@ class RelationModel:
         return cls(data["means"], data.get("white"), data["heads"], data.get("n_records", 0), data.get("n_labelled", 0))
 
 
+def _query_votes(vectors: np.ndarray, answered: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vote similarities of a query (row 0 of `vectors`) to the records (rows 1:), and of the records to the
+    `sample` columns (for record-side statistics); thresholds of records are taken among the sample."""
+    units = _probe_units(vectors, answered)
+    ans = answered.T
+    query, refs, q_ans, r_ans = units[:, :1], units[:, 1:], ans[:, :1], ans[:, 1:]
+    own = np.full(refs.shape[1], -1)
+    own[sample] = np.arange(len(sample))
+    r_thresholds = vote_thresholds(refs, refs[:, sample], r_ans[:, sample], own)
+    q_thresholds = vote_thresholds(query, refs, r_ans)
+    block = vote_similarity(refs, refs[:, sample], r_thresholds, r_thresholds[:, sample], r_ans, r_ans[:, sample])
+    return vote_similarity(query, refs, q_thresholds, r_thresholds, q_ans, r_ans), block
+
+
 def _rounded(value: Any) -> Any:
     """Nested lists/dicts of floats rounded to 5 significant digits (a compact calibration.json)."""
     if isinstance(value, dict):
@@ -446,6 +533,7 @@ EVIDENCE_DOC = {
     "dna_white": "paper DNA, centred and whitened by the within-family covariance",
     "lex": "hashed character n-gram sketch of the responses (formatting and wording)",
     "emb1024": "response embeddings projected to 1024 dims (a wider DNA)",
+    "probe64": "per-probe response embeddings (64 dims each), compared by per-probe nearest-neighbour votes",
 }
 
 

@@ -40,13 +40,19 @@ def extract_many(models: list[str], probes: Any = "paper600", *, progress: bool 
     from accelerate.utils import gather_object
 
     show = progress and state.is_local_main_process
-    if options.get("responses") is not None or len(models) >= state.num_processes:
-        with state.split_between_processes(list(enumerate(models))) as mine:
-            local = [(i, extract(m, probe_set, progress=show, **options).to_dict()) for i, m in mine]
-        gathered = gather_object(local)
-        return [DNARecord.from_dict(rec) for _, rec in sorted(gathered, key=lambda x: x[0])] if state.is_main_process else []
-    records = [_extract_split_probes(m, probe_set, state, show, options) for m in models]
-    return records if state.is_main_process else []
+    try:
+        if options.get("responses") is not None or len(models) >= state.num_processes:
+            with state.split_between_processes(list(enumerate(models))) as mine:
+                local = [(i, extract(m, probe_set, progress=show, **options).to_dict()) for i, m in mine]
+            gathered = sorted(gather_object(local), key=lambda x: x[0])
+            return [DNARecord.from_dict(rec) for _, rec in gathered] if state.is_main_process else []
+        records = [_extract_split_probes(m, probe_set, state, show, options) for m in models]
+        return records if state.is_main_process else []
+    finally:
+        # an open gloo/nccl group at interpreter exit can abort the process ("terminate called without an
+        # active exception") after the work is done: close it once every process is through
+        state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 def _extract_split_probes(model: str, probe_set: Any, state: Any, progress: bool, options: dict[str, Any]) -> DNARecord | None:

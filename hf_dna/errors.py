@@ -82,5 +82,9 @@ class HubOfflineError(HubError):
     """The Hub is not reachable on purpose (HF_HUB_OFFLINE=1): callers may continue without Hub data."""
 
 
+class HubUnreachableError(HubOfflineError):
+    """The Hub could not be reached (no network, DNS, refused connection): like offline for read-only callers."""
+
+
 class StaleParentError(PushConflictError):
     """A commit was refused because the branch moved since `parent_commit` (someone else pushed): re-read, retry."""

@@ -10,15 +10,20 @@ cosine similarity of the two models' responses. Because the maps are linear, cen
   `LEX_DIM` dims. Hashing chains splitmix64 over Unicode code points, so it is the same on every platform.
 - ``emb<k>``: the same response embeddings as the DNA, projected to a larger working dim `k`
   (blockwise Gaussian JL of `hf_dna.dna`, seed offset so it is independent of the 128-d DNA).
+- ``probe<k>``: the same embeddings kept *per probe*, each JL-projected to `k` dims and stored as int8 with one
+  scale per probe (`pack_probe_sketch`). Not a single vector: `hf_dna.calibrate` compares two models probe by
+  probe (a vote of nearest neighbours per probe), which a concatenation cannot do.
 
 Values are scaled to unit mean square (the evidence is only ever compared by cosine after centring, which
 scale does not change) and rounded to 1 decimal to keep records small (~6 bytes of JSON per value).
 """
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 
-from .dna import project
+from .dna import project, projection_block
 
 LEX_DIM = 512
 #: characters of each response the lexical sketch reads: about what the sentence encoder reads (256 word pieces),
@@ -27,10 +32,12 @@ LEX_MAX_CHARS = 1000
 LEX_NGRAMS = (3, 4, 5)
 LEX_BUCKETS = 1 << 20
 WIDE_DIM = 1024
+PROBE_DIM = 64
 #: evidence vector names and what they hold (for reports and `RelationModel.explain`)
 EVIDENCE_KINDS = {
     "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
     f"emb{WIDE_DIM}": f"response embeddings, JL-projected to {WIDE_DIM} dims",
+    f"probe{PROBE_DIM}": f"response embeddings per probe, each JL-projected to {PROBE_DIM} dims (int8)",
 }
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -84,6 +91,39 @@ def wide_embedding(embeddings: np.ndarray, seed: int, dim: int = WIDE_DIM) -> np
     return project(emb, dim=dim, seed=seed + 1) / np.float32(np.sqrt(max(len(emb), 1)))
 
 
+def probe_sketch(embeddings: np.ndarray, seed: int, dim: int = PROBE_DIM,
+                 answered: list[bool] | None = None) -> np.ndarray:
+    """(n_probes, dim) float32: each probe's embedding through its own seeded Gaussian block (`hf_dna.dna`);
+    all zero for probes not `answered` (empty responses), which the comparison then leaves out."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    out = np.stack([emb[p] @ projection_block(seed + 2, p, emb.shape[1], dim) for p in range(len(emb))])
+    if answered is not None:
+        out[~np.asarray(answered, dtype=bool)] = 0.0
+    return out
+
+
+def pack_probe_sketch(sketch: np.ndarray) -> dict[str, object]:
+    """JSON-able int8 form of a probe sketch: one scale per probe, values base64 (~1 byte per value)."""
+    x = np.asarray(sketch, dtype=np.float64)
+    scale = np.abs(x).max(axis=1) / 127.0
+    scale = np.array([float(f"{v:.5g}") for v in scale])
+    q = np.rint(x / np.where(scale == 0, 1.0, scale)[:, None]).clip(-127, 127).astype(np.int8)
+    return {"shape": list(q.shape), "scale": scale.tolist(), "int8": base64.b64encode(q.tobytes()).decode("ascii")}
+
+
+def unpack_probe_sketch(value: object) -> np.ndarray | None:
+    """The (n_probes, dim) float32 sketch of `pack_probe_sketch`'s output; None when `value` is not one."""
+    try:
+        rows, cols = (int(v) for v in value["shape"])  # type: ignore[index]
+        q = np.frombuffer(base64.b64decode(value["int8"], validate=True), dtype=np.int8)  # type: ignore[index]
+        scale = np.asarray(value["scale"], dtype=np.float32)  # type: ignore[index]
+        if q.size != rows * cols or scale.shape != (rows,):
+            return None
+    except (TypeError, KeyError, ValueError):
+        return None
+    return q.reshape(rows, cols).astype(np.float32) * scale[:, None]
+
+
 def _compact(vector: np.ndarray) -> list[float]:
     """Scaled to unit mean square (cosines do not change) and rounded to 1 decimal: short JSON; the rounding
     moves a cosine between two such vectors by ~0.001."""
@@ -91,11 +131,13 @@ def _compact(vector: np.ndarray) -> list[float]:
     return [round(float(x), 1) for x in v]
 
 
-def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict[str, list[float]]:
+def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict[str, object]:
     """The evidence vectors a DNA record carries (see module doc); deterministic for given inputs and seed."""
     if len(texts) != len(embeddings):
         raise ValueError(f"{len(texts)} texts but {len(embeddings)} embeddings")
     return {
         "lex": _compact(lexical_sketch(texts, seed)),
         f"emb{WIDE_DIM}": _compact(wide_embedding(embeddings, seed)),
+        f"probe{PROBE_DIM}": pack_probe_sketch(
+            probe_sketch(embeddings, seed, answered=[bool((t or "").strip()) for t in texts])),
     }

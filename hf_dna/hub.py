@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GatedRepoError, HubError, HubOfflineError, RepoNotFoundError, StaleParentError
+from .errors import GatedRepoError, HubError, HubOfflineError, HubUnreachableError, RepoNotFoundError, StaleParentError
 
 
 def is_offline() -> bool:
@@ -25,6 +25,14 @@ def is_offline() -> bool:
 
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
     return bool(constants.HF_HUB_OFFLINE) or env
+
+
+#: transport exceptions (httpx / httpx2 / requests class names) that mean "could not reach the server"
+_NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "NetworkError", "ConnectionError"}
+
+
+def _is_network_error(err: Exception) -> bool:
+    return isinstance(err, ConnectionError) or any(k.__name__ in _NETWORK_ERRORS for k in type(err).__mro__)
 
 
 def translate_error(err: Exception, repo_id: str, repo_type: str = "model") -> Exception:
@@ -47,6 +55,8 @@ def translate_error(err: Exception, repo_id: str, repo_type: str = "model") -> E
         return StaleParentError(f"{repo_type} repo {repo_id} changed during the push (someone else committed)")
     if isinstance(err, hf_errors.HfHubHTTPError):
         return HubError(f"Hub request for {repo_id} failed: {_first_line(err)}")
+    if _is_network_error(err):
+        return HubUnreachableError(f"the Hub at {endpoint()} is unreachable ({type(err).__name__}: {err})")
     return HubError(f"Hub request for {repo_id} failed: {type(err).__name__}: {err}")
 
 

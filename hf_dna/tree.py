@@ -231,7 +231,7 @@ def _skip_unary(node: Node) -> Node:
 def evidence_distances(records: list[DNARecord], center: bool = True) -> np.ndarray:
     """Mean of the centred cosine distances over every evidence vector all records carry (the DNA, plus e.g. the
     wider embedding projection and lexical sketch that `hf-dna reference build` stores in `record.evidence`)."""
-    from .calibrate import record_vectors
+    from .calibrate import VOTE_KINDS, answered_probes, record_vectors, vote_matrix
 
     check_compatible(records)
     vectors = [record_vectors(r) for r in records]
@@ -239,9 +239,13 @@ def evidence_distances(records: list[DNARecord], center: bool = True) -> np.ndar
     total = np.zeros((len(records), len(records)))
     for kind in kinds:
         stack = np.stack([v[kind] for v in vectors]).astype(np.float64)
+        answered = answered_probes(stack) if kind in VOTE_KINDS else None
         if center and len(records) >= MIN_SELF_CENTRE:
             stack = stack - stack.mean(axis=0)
-        total += cosine_distance_matrix(stack)
+        if answered is not None:  # per-probe sketches: share of per-probe nearest-neighbour votes
+            total += 1.0 - np.nan_to_num(vote_matrix(stack, answered), nan=1.0)
+        else:
+            total += cosine_distance_matrix(stack)
     return total / len(kinds)
 
 
@@ -250,12 +254,7 @@ def relation_distances(records: list[DNARecord], calibration: dict) -> np.ndarra
     from .calibrate import RelationModel
 
     check_compatible(records)
-    model = RelationModel.from_dict(calibration)
-    n = len(records)
-    prob = np.eye(n)
-    for i, record in enumerate(records):
-        others = [j for j in range(n) if j != i]
-        prob[i, others] = np.asarray(model.score(record, [records[j] for j in others]).probability, dtype=float)
+    prob = np.nan_to_num(RelationModel.from_dict(calibration).all_pairs(records), nan=1.0)
     return 1.0 - (prob + prob.T) / 2.0
 
 

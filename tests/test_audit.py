@@ -138,6 +138,23 @@ def test_audit_offline_with_cli_base_and_record_reuse(world, tmp_path, monkeypat
     assert declared.declared.source == "cli" and declared.flags == []
 
 
+def test_audit_runs_when_the_hub_is_unreachable(world, tmp_path, monkeypatch):
+    """No network (a closed local port): the card cannot be read, the audit still runs and says why."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as sock:  # a free port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    path = write_records([query(world, "alpha")], tmp_path / "m.dna.json")
+    verdict = audit("org/unreachable-model", reference=str(world[0]), record=str(path))
+    assert verdict.declared.source == "none" and codes(verdict) == ["undeclared-base"]
+    assert any("unreachable" in note and "no base declared" in note for note in verdict.notes)
+
+
 def test_audit_refuses_incompatible_record(world, tmp_path):
     path = write_records([make_record("m", np.ones(DIM), probe_hash="x" * 64)], tmp_path / "m.dna.json")
     with pytest.raises(IncompatibleRecordsError):
