@@ -77,11 +77,12 @@ def strip_evidence(store: ReferenceStore) -> ReferenceStore:
 def calibration_without(store: ReferenceStore, record, refit: str, cache: dict) -> dict:
     """The relation model fitted without `record` (refit=model) or without its whole family (refit=family)."""
     if refit == "model":
-        return RelationModel.fit([r for r in store.records if r.model_id != record.model_id], store.lineage_table).to_dict()
+        return RelationModel.fit([r for r in store.records if r.model_id != record.model_id], store.lineage_table,
+                                 measure=False).to_dict()
     family = (store.lineage(record.model_id) or {}).get("family")
     if family not in cache:
         train = [r for r in store.records if (store.lineage(r.model_id) or {}).get("family") != family]
-        cache[family] = RelationModel.fit(train, store.lineage_table).to_dict()
+        cache[family] = RelationModel.fit(train, store.lineage_table, measure=False).to_dict()
     return cache[family]
 
 

@@ -12,7 +12,7 @@ families. Each similarity s(q, r) of a query q to a reference record r gives fiv
 - ``zr``: s standardised over r's similarities to the other records (the same on r's side: hubness);
 - ``rq``: log(1 + rank of r among q's candidates); ``rr``: log(1 + rank of q among r's neighbours).
 
-``probe64`` (per-probe sketches) is not compared by one cosine: for each probe, q and r cast a vote for each
+``probe64`` and ``lexprobe64`` (per-probe sketches) are not compared by one cosine: for each probe, q and r cast a vote for each
 other when the other is among their nearest `VOTE_SHARE` of the reference on that probe (per-probe centred
 cosine); s(q, r) is the share of votes. A vote counts agreement on many probes rather than the average
 similarity, which style (base vs chat, length) dominates; it is the single best evidence measured
@@ -38,12 +38,12 @@ from .record import DNARecord
 
 FORMAT = "hf-dna-relation-model-v1"
 GOOD_CONFIDENCE = ("high", "medium")
-EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024", "probe64")
+EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024", "probe64", "lexprobe64")
 #: what a fitted model uses by default: whitening (``dna_white``) is measured in bench/method_eval.py but left
 #: out, since on held-out families it adds false confident matches (bench/RESULTS.md)
-DEFAULT_KINDS = ("dna", "lex", "emb1024", "probe64")
+DEFAULT_KINDS = ("dna", "lex", "emb1024", "probe64", "lexprobe64")
 #: kinds held per probe and compared by per-probe votes (see module doc)
-VOTE_KINDS = ("probe64",)
+VOTE_KINDS = ("probe64", "lexprobe64")
 #: a probe's vote goes to the nearest this share of the reference (10 of 252 records in the paper600 store)
 VOTE_SHARE = 0.04
 FALLBACK_KINDS = ("dna",)
@@ -398,8 +398,9 @@ class RelationModel:
     # ---- fitting
     @classmethod
     def fit(cls, records: list[DNARecord], lineage: Any, folds: int = CV_FOLDS,
-            kinds: tuple[str, ...] = DEFAULT_KINDS) -> RelationModel:
-        """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families.
+            kinds: tuple[str, ...] = DEFAULT_KINDS, measure: bool = True) -> RelationModel:
+        """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families
+        (`measure=False` skips them: `folds` more fits, for callers that refit many times).
 
         One head on the richest of `kinds` that all records carry, one DNA-only fallback head."""
         info = read_lineage(lineage)
@@ -420,7 +421,8 @@ class RelationModel:
         )
         for head_kinds in dict.fromkeys([full, fallback]):
             head = _fit_head(vectors, families, head_kinds, everyone)
-            head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], head_kinds, folds)
+            if measure:
+                head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], head_kinds, folds)
             model.heads[",".join(head_kinds)] = head
         return model
 
@@ -534,6 +536,7 @@ EVIDENCE_DOC = {
     "lex": "hashed character n-gram sketch of the responses (formatting and wording)",
     "emb1024": "response embeddings projected to 1024 dims (a wider DNA)",
     "probe64": "per-probe response embeddings (64 dims each), compared by per-probe nearest-neighbour votes",
+    "lexprobe64": "per-probe character n-gram sketches (64 dims each), compared by per-probe votes",
 }
 
 

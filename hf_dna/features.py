@@ -13,6 +13,7 @@ cosine similarity of the two models' responses. Because the maps are linear, cen
 - ``probe<k>``: the same embeddings kept *per probe*, each JL-projected to `k` dims and stored as int8 with one
   scale per probe (`pack_probe_sketch`). Not a single vector: `hf_dna.calibrate` compares two models probe by
   probe (a vote of nearest neighbours per probe), which a concatenation cannot do.
+- ``lexprobe<k>``: the lexical tf vectors kept per probe in the same way (count-sketched to `k` dims each).
 
 Values are scaled to unit mean square (the evidence is only ever compared by cosine after centring, which
 scale does not change) and rounded to 1 decimal to keep records small (~6 bytes of JSON per value).
@@ -38,6 +39,7 @@ EVIDENCE_KINDS = {
     "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
     f"emb{WIDE_DIM}": f"response embeddings, JL-projected to {WIDE_DIM} dims",
     f"probe{PROBE_DIM}": f"response embeddings per probe, each JL-projected to {PROBE_DIM} dims (int8)",
+    f"lexprobe{PROBE_DIM}": f"hashed char n-gram tf per probe, each count-sketched to {PROBE_DIM} dims (int8)",
 }
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -66,23 +68,34 @@ def ngram_hashes(text: str, sizes: tuple[int, ...] = LEX_NGRAMS) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
 
+def _hashed_tf(text: str, probe: int, seed: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Count-sketch (index, signed value) pairs of one response's normalised hashed n-gram tf (empty: none)."""
+    hashes = ngram_hashes((text or "")[:LEX_MAX_CHARS])
+    if hashes.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    buckets, counts = np.unique(hashes % np.uint64(LEX_BUCKETS), return_counts=True)
+    values = 1.0 + np.log(counts.astype(np.float64))
+    values /= np.linalg.norm(values)
+    with np.errstate(over="ignore"):
+        key = _mix(buckets ^ _mix(np.uint64(probe) + (np.uint64(seed & 0xFFFFFFFF) << np.uint64(32))))
+    sign = np.where((key >> np.uint64(63)) == 1, -1.0, 1.0)
+    return (key % np.uint64(dim)).astype(np.int64), sign * values
+
+
 def lexical_sketch(texts: list[str], seed: int, dim: int = LEX_DIM) -> np.ndarray:
     """Count sketch (float32, `dim`) of the per-probe-normalised hashed n-gram tf vectors of `texts`."""
     out = np.zeros(dim, dtype=np.float64)
-    seed64 = np.uint64(seed & 0xFFFFFFFF)
     for probe, text in enumerate(texts):
-        hashes = ngram_hashes((text or "")[:LEX_MAX_CHARS])
-        if hashes.size == 0:
-            continue
-        buckets, counts = np.unique(hashes % np.uint64(LEX_BUCKETS), return_counts=True)
-        values = 1.0 + np.log(counts.astype(np.float64))
-        values /= np.linalg.norm(values)
-        with np.errstate(over="ignore"):
-            key = _mix(buckets ^ _mix(np.uint64(probe) + (seed64 << np.uint64(32))))
-        index = (key % np.uint64(dim)).astype(np.int64)
-        sign = np.where((key >> np.uint64(63)) == 1, -1.0, 1.0)
-        np.add.at(out, index, sign * values)
+        np.add.at(out, *_hashed_tf(text, probe, seed, dim))
     return (out / np.sqrt(max(len(texts), 1))).astype(np.float32)
+
+
+def lexical_probe_sketch(texts: list[str], seed: int, dim: int = PROBE_DIM) -> np.ndarray:
+    """(n_probes, dim) float32: each response's hashed n-gram tf count-sketched on its own (zero when empty)."""
+    out = np.zeros((len(texts), dim), dtype=np.float64)
+    for probe, text in enumerate(texts):
+        np.add.at(out[probe], *_hashed_tf(text, probe, seed, dim))
+    return out.astype(np.float32)
 
 
 def wide_embedding(embeddings: np.ndarray, seed: int, dim: int = WIDE_DIM) -> np.ndarray:
@@ -140,4 +153,5 @@ def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict
         f"emb{WIDE_DIM}": _compact(wide_embedding(embeddings, seed)),
         f"probe{PROBE_DIM}": pack_probe_sketch(
             probe_sketch(embeddings, seed, answered=[bool((t or "").strip()) for t in texts])),
+        f"lexprobe{PROBE_DIM}": pack_probe_sketch(lexical_probe_sketch(texts, seed)),
     }

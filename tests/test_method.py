@@ -6,7 +6,7 @@ import pytest
 
 from hf_dna.calibrate import vote_matrix
 from hf_dna.features import (
-    LEX_DIM, PROBE_DIM, WIDE_DIM, lexical_sketch, ngram_hashes, pack_probe_sketch, probe_sketch, record_evidence,
+    LEX_DIM, PROBE_DIM, WIDE_DIM, lexical_probe_sketch, lexical_sketch, ngram_hashes, pack_probe_sketch, probe_sketch, record_evidence,
     unpack_probe_sketch,
 )
 
@@ -17,7 +17,7 @@ def test_record_evidence_is_deterministic_and_compact():
     emb = np.random.default_rng(0).normal(size=(len(TEXTS), 384)).astype(np.float32)
     first = record_evidence(TEXTS, emb, seed=42)
     assert first == record_evidence(list(TEXTS), emb.copy(), seed=42)
-    assert set(first) == {"lex", f"emb{WIDE_DIM}", f"probe{PROBE_DIM}"} and len(first["lex"]) == LEX_DIM
+    assert set(first) == {"lex", f"emb{WIDE_DIM}", f"probe{PROBE_DIM}", f"lexprobe{PROBE_DIM}"} and len(first["lex"]) == LEX_DIM
     assert first[f"probe{PROBE_DIM}"]["shape"] == [len(TEXTS), PROBE_DIM]
     assert first != record_evidence(TEXTS, emb, seed=7)
     assert len(str(first)) < 20_000
@@ -32,6 +32,19 @@ def test_probe_sketch_round_trips_through_int8():
     assert cos.min() > 0.999
     assert unpack_probe_sketch({"shape": [30, PROBE_DIM], "scale": [1.0], "int8": "AAAA"}) is None
     assert unpack_probe_sketch({"shape": "x"}) is None and unpack_probe_sketch([1, 2]) is None
+
+
+def test_lexical_probe_sketch_keeps_probes_apart():
+    a = ["The cat sat on the mat.", "", "Paris is the capital of France."]
+    b = ["The cat sat on a mat!", "Something", "Berlin is a city in Germany."]
+    sa, sb = lexical_probe_sketch(a, 42), lexical_probe_sketch(b, 42)
+    assert sa.shape == (3, PROBE_DIM) and not sa[1].any() and sb[1].any()
+
+    def cos(x, y):
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    assert cos(sa[0], sb[0]) > 0.4 > cos(sa[0], lexical_probe_sketch(["Zebras zigzag quickly."], 42)[0])
+    assert np.array_equal(lexical_probe_sketch(a, 42), sa) and not np.array_equal(lexical_probe_sketch(a, 7), sa)
 
 
 def test_vote_finds_the_model_that_agrees_probe_by_probe():
