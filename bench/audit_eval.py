@@ -237,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['cards']['honest']['false_undeclared_high']}, {res['wall_s']:.0f}s", flush=True)
         if not args.no_peer:
             full, peer = results[f"{name} [all evidence]"], results[f"{name} [DNA only (peer)]"]
-            ratio = (full["summary"]["cards"]["omit"]["main_flag_rate"]
-                     / max(peer["summary"]["cards"]["omit"]["main_flag_rate"], 1e-9))
-            print(f"{name}: omit recall ratio all-evidence / DNA-only = {ratio:.2f}")
+            ours, theirs = (r["summary"]["cards"]["omit"]["main_flag_rate"] for r in (full, peer))
+            ratio = f"{ours / theirs:.2f}" if theirs else f"inf ({ours:.2f} vs 0)"
+            print(f"{name}: omit recall ratio all-evidence / DNA-only = {ratio}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     body = (f"## Audit flags on planted cards (bench/audit_eval.py)\n\n"

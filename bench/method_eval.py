@@ -27,7 +27,7 @@ from hf_dna.calibrate import (  # noqa: E402
 )
 from hf_dna.dna import project  # noqa: E402
 from hf_dna.features import (  # noqa: E402
-    lexical_sketch, pack_probe_sketch, probe_sketch, unpack_probe_sketch, wide_embedding,
+    lexical_probe_sketch, lexical_sketch, pack_probe_sketch, probe_sketch, unpack_probe_sketch, wide_embedding,
 )
 
 
@@ -158,6 +158,10 @@ def main() -> None:
                         for e, a in zip(emb, answered)]).astype(np.float64)
     probe64_centred = probe64 - probe64.mean(axis=0)
     report("per-probe votes on the stored probe64 sketches (int8)", vote_matrix(probe64_centred, answered))
+    lexprobe64 = np.stack([unpack_probe_sketch(pack_probe_sketch(lexical_probe_sketch(t, 42)))
+                           for t in data.texts]).astype(np.float64)
+    report("per-probe votes on the stored lexprobe64 sketches (int8)",
+           vote_matrix(lexprobe64 - lexprobe64.mean(axis=0), answered))
     lex = np.stack([lexical_sketch(t, 42) for t in data.texts])
     report("lex sketch 512 (raw cos)", cos_matrix(lex, False))
     report("lex sketch 512, centred", cos_matrix(lex, True))
@@ -165,10 +169,11 @@ def main() -> None:
         report("lex exact TF-IDF per-probe avg cosine", lexical_exact(data.texts))
 
     vectors = {"dna": dna.astype(np.float64), "lex": lex.astype(np.float64),
-               "emb1024": wide_embedding(emb, 42, 1024).astype(np.float64), "probe64": probe64}
+               "emb1024": wide_embedding(emb, 42, 1024).astype(np.float64), "probe64": probe64, "lexprobe64": lexprobe64}
     kind_sets = [("dna",), ("dna", "dna_white"), ("lex",), ("emb1024",), ("probe64",), ("dna", "dna_white", "lex"),
                  ("dna", "dna_white", "emb1024"), ("dna", "dna_white", "lex", "emb1024"), ("dna", "lex", "emb1024"),
-                 ("lex", "emb1024", "probe64"), ("dna", "lex", "emb1024", "probe64")]
+                 ("lex", "emb1024", "probe64"), ("dna", "lex", "emb1024", "probe64"), ("lexprobe64",),
+                 ("dna", "emb1024", "probe64", "lexprobe64"), ("dna", "lex", "emb1024", "probe64", "lexprobe64")]
     for kinds in kind_sets:
         m = cross_validate(vectors, fam, par, ids, kinds, args.folds)
         name = f"logistic on {'+'.join(kinds)} (CV by family)"

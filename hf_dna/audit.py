@@ -48,10 +48,11 @@ DERIVED_RELATIONS = ("finetune", "adapter", "merge", "quantized", "distill", "up
 TRAINED_RELATIONS = ("finetune", "adapter", "merge", "distill")
 RELATED = 0.5  # decision point of a calibrated probability
 #: how often the reference's top-scored candidates must be of the right family at the relative decision point.
-#: Chosen by bench/audit_eval.py on the embedded paper600:100 reference: the lowest target (of 0.5..0.9) with no
-#: false undeclared-base on honest cards of high-confidence models (0.5: 20/183 false, 0.7: 2/183, 0.9: 0/183;
-#: recall of planted omissions 0.28 / 0.04 / 0.00 -- see bench/RESULTS.md). `--relative-posterior` trades back.
-RELATIVE_POSTERIOR = 0.9
+#: Chosen by bench/audit_eval.py on the embedded references: the lowest target (of 0.5..0.9) with no false
+#: undeclared-base on honest cards of high-confidence models in either (paper600:100 0.5: 21/172 false, 0.7: 4/172,
+#: 0.8: 0/172; recall of planted omissions 0.39 / 0.21 / 0.08, precision 0.84 / 0.92 / 0.96; chat-rand-zh100 0/40
+#: from 0.7 -- see bench/RESULTS.md). `--relative-posterior` trades back.
+RELATIVE_POSTERIOR = 0.8
 GOOD_CONFIDENCE = ("high", "medium")
 
 
@@ -329,6 +330,11 @@ class _Candidates:
     scores: Any
     relation_model: Any
     notes: list[str] = field(default_factory=list)
+    query_static: dict[str, Any] = field(default_factory=dict)
+
+    def static_match(self, i: int) -> dict[str, bool]:
+        """Static evidence both sides carry: same tokenizer vocabulary, same architecture."""
+        return static_match(self.query_static, (self.records[i].evidence or {}).get("static") or {})
 
     def index(self, model_id: str) -> int | None:
         for i, rec in enumerate(self.records):
@@ -366,7 +372,18 @@ def score_candidates(record: DNARecord, store: Any, exclude: str) -> _Candidates
     scores = relation_model.score(record, records)
     vectors = np.stack([r.vector for r in records]) if records else np.zeros((0, record.dim), dtype=np.float32)
     distance = cosine_distances(record.vector.astype(np.float64), vectors.astype(np.float64))
-    return _Candidates(records, np.asarray(scores.probability, dtype=float), distance, scores, relation_model, notes)
+    return _Candidates(records, np.asarray(scores.probability, dtype=float), distance, scores, relation_model, notes,
+                       dict((record.evidence or {}).get("static") or {}))
+
+
+def static_match(a: dict[str, Any], b: dict[str, Any]) -> dict[str, bool]:
+    """Compare two records' static evidence (`hf_dna.hub.ModelMetadata.static_evidence`) where both know it."""
+    out = {}
+    if a.get("tokenizer_vocab_hash") and b.get("tokenizer_vocab_hash"):
+        out["same_tokenizer_vocab"] = a["tokenizer_vocab_hash"] == b["tokenizer_vocab_hash"]
+    if a.get("architectures") and b.get("architectures"):
+        out["same_architecture"] = sorted(a["architectures"]) == sorted(b["architectures"])
+    return out
 
 
 def _comparable_evidence(record: DNARecord, reference_record: DNARecord) -> tuple[DNARecord, list[str]]:
@@ -442,7 +459,18 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     flags += _unsupported_bases(declared, cands, lineage, notes, points)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
+    notes += _static_notes(cands, order)
     return Verdict(model, declared, nearest, flags, record, notes)
+
+
+def _static_notes(cands: _Candidates, order: np.ndarray, most: int = 5) -> list[str]:
+    """Reference models whose files show the same tokenizer vocabulary (static evidence, reported beside the
+    behavioural verdict: the reference's calibration has no static evidence to weigh it)."""
+    same = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
+    if not same:
+        return []
+    more = f" and {len(same) - most} more" if len(same) > most else ""
+    return [f"static evidence: same tokenizer vocabulary as {', '.join(same[:most])}{more}"]
 
 
 def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[str, Any]:
@@ -451,7 +479,8 @@ def _relative_evidence(cands: _Candidates, lineage: _Lineage, i: int) -> dict[st
     return {"model_id": rec.model_id, "probability": round(float(cands.probability[i]), 4),
             "distance": round(float(cands.distance[i]), 6), "family": info.get("family", ""),
             "parent": info.get("parent", ""), "relation": info.get("relation", ""),
-            "confidence": info.get("confidence", ""), "decided_by": cands.why(i)}
+            "confidence": info.get("confidence", ""), "decided_by": cands.why(i),
+            **({"static": match} if (match := cands.static_match(i)) else {})}
 
 
 def _undeclared_base(model: str, declared: Declared, cands: _Candidates, lineage: _Lineage,

@@ -64,9 +64,12 @@ def record_from_embeddings(model_id: str, texts: list[str], embeddings: np.ndarr
 
 def record_from_responses(responses: Responses, probe_set: ProbeSet, *, dim: int = DEFAULT_DIM,
                           seed: int = DEFAULT_SEED, encoder: str | Encoder | None = None) -> DNARecord:
-    """`dna_from_texts` for a `Responses`."""
-    return dna_from_texts(responses.model_id, responses.texts, probe_set, dim=dim, seed=seed, encoder=encoder,
-                          revision=responses.revision, generation=responses.generation)
+    """`dna_from_texts` for a `Responses`, with the static evidence of the model's files when known."""
+    record = dna_from_texts(responses.model_id, responses.texts, probe_set, dim=dim, seed=seed, encoder=encoder,
+                            revision=responses.revision, generation=responses.generation)
+    if responses.static:
+        record.evidence["static"] = dict(responses.static)
+    return record
 
 
 def as_probe_set(probes: str | ProbeSet) -> ProbeSet:

@@ -82,6 +82,7 @@ class Responses:
     revision: str
     texts: list[str]
     generation: dict[str, Any] = field(default_factory=dict)
+    static: dict[str, Any] = field(default_factory=dict)  # `hf_dna.hub.ModelMetadata.static_evidence` of the files
 
 
 # ----------------------------------------------------------------------------------------------- threads
@@ -150,6 +151,17 @@ def resolve_source(model: str, revision: str | None = None, token: str | None = 
     patterns = HUB_PATTERNS + ([gguf_file] if gguf_file else [])
     local_dir, sha = hub.snapshot(model, revision=revision, token=token, allow_patterns=patterns)
     return ModelSource(model, Path(local_dir), sha, gguf_file, sha)
+
+
+def static_evidence(source: ModelSource) -> dict[str, Any]:
+    """Architecture and tokenizer-vocabulary evidence read from the model's files ({} when unreadable)."""
+    from . import hub
+    from .errors import HfDnaError
+
+    try:
+        return hub.local_metadata(source.path / source.gguf_file if source.gguf_file else source.path).static_evidence
+    except (HfDnaError, OSError, ValueError):
+        return {}
 
 
 def _local_source(directory: Path, gguf_file: str | None, model_id: str) -> ModelSource:
@@ -490,7 +502,7 @@ class ResponseJob:
 
     def responses(self, texts: dict[int, str]) -> Responses:
         return Responses(self.source.model_id, self.source.revision, [texts[i] for i in range(len(self.probe_set))],
-                         self.generation)
+                         self.generation, static_evidence(self.source))
 
 
 def generate_responses(model: str, probe_set: ProbeSet, settings: GenerationSettings | None = None, *,

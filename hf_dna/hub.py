@@ -305,6 +305,14 @@ class ModelMetadata:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def static_evidence(self) -> dict[str, Any]:
+        """What the files say about lineage beside behaviour (stored in a DNA record's ``evidence["static"]``):
+        architectures, model_type, vocab_size, tokenizer_vocab_hash; only the fields that are known."""
+        fields = {"architectures": self.architectures, "model_type": self.model_type,
+                  "vocab_size": self.vocab_size, "tokenizer_vocab_hash": self.tokenizer_vocab_hash}
+        return {k: v for k, v in fields.items() if v}
+
 
 def parse_card_metadata(readme: str) -> tuple[dict[str, Any], str | None]:
     """The README's YAML front matter as a dict, and a warning when it is malformed (then the dict is empty)."""

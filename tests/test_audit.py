@@ -71,6 +71,25 @@ def test_planted_undeclared_base_is_flagged(world, store):
     assert flag.evidence["relatives"][0]["decided_by"]  # which evidence moved the probability
 
 
+def test_static_evidence_is_reported_beside_the_verdict(world, store):
+    """Records extracted from model files carry architecture and tokenizer-vocab evidence; the audit names the
+    reference models that share the vocabulary and marks it in each relative's evidence."""
+    shared = {"architectures": ["LlamaForCausalLM"], "tokenizer_vocab_hash": "a" * 64}
+    for r in store.records:  # this test's own copy of the store
+        if r.model_id == "org/alpha-base":
+            r.evidence["static"] = dict(shared)
+        elif r.model_id == "org/alpha-chat":
+            r.evidence["static"] = {**shared, "tokenizer_vocab_hash": "b" * 64}
+    q = query(world, "alpha")
+    q.evidence["static"] = dict(shared)
+    verdict = judge("someone/new-model", q, Declared(), store)
+    assert any(n == "static evidence: same tokenizer vocabulary as org/alpha-base" for n in verdict.notes)
+    relatives = {r["model_id"]: r for r in verdict.flags[0].evidence["relatives"]}
+    assert relatives["org/alpha-base"]["static"] == {"same_tokenizer_vocab": True, "same_architecture": True}
+    assert relatives["org/alpha-chat"]["static"]["same_tokenizer_vocab"] is False
+    assert all("static" not in r for m, r in relatives.items() if m not in ("org/alpha-base", "org/alpha-chat"))
+
+
 def test_honest_card_is_clean(world, store):
     verdict = judge("someone/new-model", query(world, "beta"), Declared(["org/beta-base"], "finetune", "card", True), store)
     assert verdict.flags == [] and verdict.verdict == "clean"

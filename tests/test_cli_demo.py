@@ -19,7 +19,9 @@ def test_demo_audits_the_shipped_model_against_the_embedded_reference(smollm2_gg
     record = verdict["record"]
     assert record["probe_set"] == "paper600:50" and record["n_probes"] == 50
     assert record["generation"]["sampling"] is True and record["generation"]["chat_template_used"] is False
-    assert set(record["evidence"]) == {"lex", "emb1024", "probe64", "lexprobe64"}
+    assert set(record["evidence"]) == {"lex", "emb1024", "probe64", "lexprobe64", "static"}
+    static = record["evidence"]["static"]  # read from the GGUF header
+    assert static["architectures"] == ["llama"] and len(static["tokenizer_vocab_hash"]) == 64
     nearest = verdict["nearest"]
     assert len(nearest) == 5 and all(0.0 <= n["probability"] <= 1.0 for n in nearest)
     assert [n["probability"] for n in nearest] == sorted((n["probability"] for n in nearest), reverse=True)

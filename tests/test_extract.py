@@ -46,7 +46,13 @@ def test_record_fields(tiny_models, tmp_path):
     assert record.encoder == "sentence-transformers/all-MiniLM-L6-v2" and record.encoder_revision
     assert record.generation["max_new_tokens"] == 16 and record.generation["backend"] == "transformers"
     # the audit's relation model reads these; extraction attaches them exactly as reference builds do
-    assert set(record.evidence) == {"lex", "emb1024", "probe64", "lexprobe64"} and len(record.evidence["emb1024"]) == 1024
+    assert set(record.evidence) == {"lex", "emb1024", "probe64", "lexprobe64", "static"}
+    assert len(record.evidence["emb1024"]) == 1024
+    # static evidence from the model's files: all tiny models share one tokenizer, not one architecture
+    gpt2 = extract(str(tiny_models["gpt2"]), PROBES, settings=SETTINGS, cache_dir=str(tmp_path), progress=False)
+    assert record.evidence["static"]["architectures"] == ["LlamaForCausalLM"]
+    assert gpt2.evidence["static"]["architectures"] == ["GPT2LMHeadModel"]
+    assert record.evidence["static"]["tokenizer_vocab_hash"] == gpt2.evidence["static"]["tokenizer_vocab_hash"]
     from hf_dna.generate import cpu_has_native_bf16
 
     expected_dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
