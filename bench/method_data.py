@@ -36,6 +36,18 @@ class Dataset:
     def labelled(self) -> np.ndarray:
         return self.family != ""
 
+    def evidence_vectors(self, seed: int = 42) -> dict[str, np.ndarray]:
+        """Per model, exactly what a reference record built from these responses carries (DNA + evidence,
+        as `hf_dna.features.record_evidence` stores it), stacked: kind -> (n_models, ...) float64."""
+        from hf_dna.calibrate import evidence_vectors
+        from hf_dna.dna import project
+        from hf_dna.features import record_evidence
+
+        rows = [evidence_vectors(record_evidence(t, e, seed)) for t, e in zip(self.texts, self.emb)]
+        out = {k: np.stack([r[k] for r in rows]).astype(np.float64) for k in rows[0]}
+        out["dna"] = project(self.emb, 128, seed).astype(np.float64)
+        return out
+
 
 def available_probe_count(set_name: str) -> int:
     """How many leading probes have cached embeddings (contiguous chunks from 0)."""

@@ -26,9 +26,7 @@ from hf_dna.calibrate import (  # noqa: E402
     _unit, cosine_block, cross_validate, family_folds, pair_metrics, vote_matrix, whitener,
 )
 from hf_dna.dna import project  # noqa: E402
-from hf_dna.features import (  # noqa: E402
-    lexical_probe_sketch, lexical_sketch, pack_probe_sketch, probe_sketch, unpack_probe_sketch, wide_embedding,
-)
+from hf_dna.features import lexical_sketch, wide_embedding  # noqa: E402
 
 
 def scheme_llmdna(emb: np.ndarray, seed: int = 42) -> np.ndarray:
@@ -150,26 +148,20 @@ def main() -> None:
     report("exact per-probe centred cosine (no projection)", sims.mean(axis=0))
     report("probe-weighted per-probe cosine (CV weights)", probe_weighted_cv(sims, fam, args.folds))
     del sims
+    vectors = data.evidence_vectors()
     answered = np.array([[bool((t or "").strip()) for t in texts] for texts in data.texts])
     centred = emb - emb.mean(axis=0)
     report("per-probe votes, exact embeddings (nearest 4% per probe)", vote_matrix(centred, np.ones_like(answered)))
     report("per-probe votes, exact, empty answers left out", vote_matrix(centred, answered))
-    probe64 = np.stack([unpack_probe_sketch(pack_probe_sketch(probe_sketch(e, 42, answered=a)))
-                        for e, a in zip(emb, answered)]).astype(np.float64)
-    probe64_centred = probe64 - probe64.mean(axis=0)
-    report("per-probe votes on the stored probe64 sketches (int8)", vote_matrix(probe64_centred, answered))
-    lexprobe64 = np.stack([unpack_probe_sketch(pack_probe_sketch(lexical_probe_sketch(t, 42)))
-                           for t in data.texts]).astype(np.float64)
-    report("per-probe votes on the stored lexprobe64 sketches (int8)",
-           vote_matrix(lexprobe64 - lexprobe64.mean(axis=0), answered))
+    for kind in ("probe64", "lexprobe64"):
+        report(f"per-probe votes on the stored {kind} sketches (int8)",
+               vote_matrix(vectors[kind] - vectors[kind].mean(axis=0), answered))
     lex = np.stack([lexical_sketch(t, 42) for t in data.texts])
     report("lex sketch 512 (raw cos)", cos_matrix(lex, False))
     report("lex sketch 512, centred", cos_matrix(lex, True))
     if not args.skip_exact_lex:
         report("lex exact TF-IDF per-probe avg cosine", lexical_exact(data.texts))
 
-    vectors = {"dna": dna.astype(np.float64), "lex": lex.astype(np.float64),
-               "emb1024": wide_embedding(emb, 42, 1024).astype(np.float64), "probe64": probe64, "lexprobe64": lexprobe64}
     kind_sets = [("dna",), ("dna", "dna_white"), ("lex",), ("emb1024",), ("probe64",), ("dna", "dna_white", "lex"),
                  ("dna", "dna_white", "emb1024"), ("dna", "dna_white", "lex", "emb1024"), ("dna", "lex", "emb1024"),
                  ("lex", "emb1024", "probe64"), ("dna", "lex", "emb1024", "probe64"), ("lexprobe64",),

@@ -20,9 +20,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from method_data import available_probe_count, load_dataset  # noqa: E402
 
-from hf_dna.calibrate import cosine_block, cv_score_matrix, pair_metrics  # noqa: E402
+from hf_dna.calibrate import DEFAULT_KINDS, cosine_block, cv_score_matrix, pair_metrics  # noqa: E402
 from hf_dna.dna import project  # noqa: E402
-from hf_dna.features import lexical_sketch, wide_embedding  # noqa: E402
 
 WATCH = ("google/gemma-3", "HuggingFaceTB/SmolLM2")
 
@@ -31,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="25,50,100")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--kinds", default="dna,lex,emb1024")
+    ap.add_argument("--kinds", default=",".join(DEFAULT_KINDS))
     args = ap.parse_args()
     have = available_probe_count("paper600")
     counts = [int(c) for c in args.counts.split(",") if int(c) <= have]
@@ -48,8 +47,7 @@ def main() -> None:
         dna = project(data.emb, 128, 42).astype(np.float64)
         centred = dna - dna.mean(axis=0)
         plain = cosine_block(centred, centred)
-        vectors = {"dna": dna, "lex": np.stack([lexical_sketch(t, 42) for t in data.texts]).astype(np.float64),
-                   "emb1024": wide_embedding(data.emb, 42).astype(np.float64)}
+        vectors = data.evidence_vectors()
         prob = cv_score_matrix(vectors, fam, kinds, args.folds)
         sub = prob[np.ix_(lab, lab)]
         m0 = pair_metrics(plain[np.ix_(lab, lab)], fam[lab], par[lab], [ids[i] for i in lab])

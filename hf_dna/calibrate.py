@@ -59,8 +59,13 @@ WHITEN_SHRINK = 0.1
 
 def record_vectors(record: DNARecord) -> dict[str, np.ndarray]:
     """The named vectors a record offers: ``dna`` plus each evidence vector."""
-    vectors = {"dna": record.vector.astype(np.float64)}
-    for name, values in (record.evidence or {}).items():
+    return {"dna": record.vector.astype(np.float64), **evidence_vectors(record.evidence or {})}
+
+
+def evidence_vectors(evidence: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The numeric evidence of a record's ``evidence`` dict: vectors as arrays, per-probe sketches unpacked."""
+    vectors = {}
+    for name, values in evidence.items():
         if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values[:4]):
             vectors[name] = np.asarray(values, dtype=np.float64)
         elif isinstance(values, dict) and (sketch := unpack_probe_sketch(values)) is not None:
