@@ -37,14 +37,16 @@ LOOSE = 0.5  # the relative posterior with the best recall in bench/audit_eval.p
 def generate(name: str, probes: str) -> dict:
     """Responses (cached) -> DNA record of one model; returns timings and the record path."""
     from hf_dna.extract import as_probe_set, record_from_responses
-    from hf_dna.generate import GenerationSettings, generate_responses
+    from hf_dna.generate import GenerationSettings, ResponseJob
 
     # gemma is assembled into a directory of its own under bench/out (a stable response-cache key)
     path = shipped_model_path(name, workdir=ROOT / "bench" / "out" / "models")
     probe_set = as_probe_set(probes)
     settings = GenerationSettings.paper(max_new_tokens=256)
+    job = ResponseJob(str(path), probe_set, settings)
+    cached = not job.missing(job.cache.load())
     t0 = time.perf_counter()
-    responses = generate_responses(str(path), probe_set, settings, progress=True)
+    responses = job.responses(job.run(list(range(len(job.batches))), progress=True))
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     record = record_from_responses(responses, probe_set)
@@ -58,6 +60,7 @@ def generate(name: str, probes: str) -> dict:
 
     record_file = write_records([record], OUT / f"{slug}.dna.json")
     return {"model": name, "path": str(path), "probes": probes, "n_probes": len(probe_set), "generate_s": t_gen,
+            "from_cache": cached, "batch_size": settings.batch_size, "dtype": responses.generation.get("dtype"),
             "dna_s": t_dna, "record": str(record_file), "mean_chars": sum(map(len, responses.texts)) / len(probe_set),
             "empty_responses": sum(not t.strip() for t in responses.texts)}
 
@@ -84,7 +87,8 @@ def run_audit(info: dict, reference: str | None = None) -> dict:
 def section(results: list[dict], probes: str) -> str:
     lines = ["## End-to-end demo: real PyPI models vs the embedded reference (bench/e2e_demo.py)", "",
              f"Probes `{probes}`, sampling T=0.7 / top_p 0.9 / seed 42, no chat template, max_new_tokens 256, "
-             f"batch 8, 1 torch thread. Hardware: {hardware()}.", "",
+             f"batch {results[0].get('batch_size', '?')}, dtype {results[0].get('dtype', '?')}, 1 torch thread. "
+             f"Hardware: {hardware()}.", "",
              "| model | empty responses | true base (rank by P) | verdict (default) | flags | nearest (P(related), distance) "
              f"| flags at --relative-posterior {LOOSE} | right? | generate s (s/probe) | audit s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     earlier = {r["model"]: r for r in json.loads(saved.read_text())} if saved.is_file() else {}
     for name in args.models.split(","):
         info = generate(name, args.probes)
-        if name in earlier and earlier[name]["generate_s"] > info["generate_s"]:  # responses came from the cache
+        if info["from_cache"] and name in earlier:  # keep the timing of the run that generated them
             info["generate_s"] = earlier[name]["generate_s"]
         print(f"{name}: generated {info['n_probes']} responses in {info['generate_s']:.0f}s", flush=True)
         if not args.generate_only:
