@@ -14,6 +14,7 @@ def test_demo_audits_the_shipped_model_against_the_embedded_reference(smollm2_gg
     monkeypatch.setenv("HF_DNA_CACHE", str(tmp_path / "cache"))
     result = CliRunner().invoke(main, ["demo", "--probes", "paper600:50", "--format", "json", "--quiet"])
     assert result.exit_code == 0, result.output
+    assert "de-quantizing" not in result.output and "it/s" not in result.output  # --quiet: no loader bars either
     verdict = json.loads(result.stdout)
     assert verdict["model"].endswith(smollm2_gguf.name) and verdict["declared"]["source"] == "none"
     record = verdict["record"]

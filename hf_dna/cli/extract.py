@@ -97,6 +97,15 @@ def silence_progress_bars() -> None:
     disable_progress_bars()
     logging.disable_progress_bar()
     logging.set_verbosity_error()
+    try:  # transformers' GGUF loader draws a plain tqdm bar that its logging switch does not reach
+        from functools import partial
+
+        from tqdm.auto import tqdm
+        from transformers import modeling_gguf_pytorch_utils
+
+        modeling_gguf_pytorch_utils.tqdm = partial(tqdm, disable=True)
+    except ImportError:
+        pass
 
 
 COMMANDS = [extract_cmd]
