@@ -12,9 +12,9 @@ families. Each similarity s(q, r) of a query q to a reference record r gives fiv
 - ``zr``: s standardised over r's similarities to the other records (the same on r's side: hubness);
 - ``rq``: log(1 + rank of r among q's candidates); ``rr``: log(1 + rank of q among r's neighbours).
 
-``probe64`` and ``lexprobe64`` (per-probe sketches) are not compared by one cosine: for each probe, q and r cast a vote for each
-other when the other is among their nearest `VOTE_SHARE` of the reference on that probe (per-probe centred
-cosine); s(q, r) is the share of votes. A vote counts agreement on many probes rather than the average
+``probe64`` and ``lexprobe64`` (per-probe sketches) are not compared by one cosine: for each probe, q and r cast
+a vote for each other when the other is among their nearest `VOTE_SHARE` of the reference on that probe
+(per-probe centred cosine); s(q, r) is the share of votes over the probes both answered. A vote counts agreement on many probes rather than the average
 similarity, which style (base vs chat, length) dominates; it is the single best evidence measured
 (bench/RESULTS.md).
 
@@ -127,7 +127,7 @@ def vote_thresholds(rows: np.ndarray, cols: np.ndarray, cols_answered: np.ndarra
 def vote_similarity(queries: np.ndarray, refs: np.ndarray, q_thresholds: np.ndarray, r_thresholds: np.ndarray,
                     q_answered: np.ndarray, r_answered: np.ndarray) -> np.ndarray:
     """(n_q, n_r) share of per-probe votes among the probes both answered: q votes for r on a probe when r clears
-    q's threshold, and back (0.5 between models sharing no answered probe)."""
+    q's threshold, and back (0 between models that share no answered probe)."""
     votes = np.zeros((queries.shape[1], refs.shape[1]), dtype=np.float32)
     both = np.zeros_like(votes)
     for j in range(queries.shape[0]):
