@@ -14,9 +14,9 @@ families. Each similarity s(q, r) of a query q to a reference record r gives fiv
 
 ``probe64`` and ``lexprobe64`` (per-probe sketches) are not compared by one cosine: for each probe, q and r cast
 a vote for each other when the other is among their nearest `VOTE_SHARE` of the reference on that probe
-(per-probe centred cosine); s(q, r) is the share of votes over the probes both answered. A vote counts agreement on many probes rather than the average
-similarity, which style (base vs chat, length) dominates; it is the single best evidence measured
-(bench/RESULTS.md).
+(per-probe centred cosine); s(q, r) is the share of votes over the probes both answered. A vote counts agreement
+on many probes rather than the average similarity, which style (base vs chat, length) dominates; it is the
+single best evidence measured (bench/RESULTS.md).
 
 A logistic regression on these features (L2, fitted on all labelled pairs: same `family` = related) turns
 them into P(related). Its quality is measured by grouped cross-validation with whole families held out of
