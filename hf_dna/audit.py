@@ -165,17 +165,11 @@ def _get_record(model: str, record: DNARecord | str | None, responses: str | Non
             raise RecordFileError(f"{record} holds {len(records)} records and {len(matching)} for {model}: "
                                   "pass a file with one record")
         return matching[0]
-    from .extract import as_probe_set, record_from_responses
-    from .generate import GenerationSettings, generate_responses, read_responses_file
+    from .extract import extract
+    from .generate import GenerationSettings
 
-    probe_set = as_probe_set(probes)
-    if responses is not None:
-        answers = read_responses_file(responses, probe_set, model_id=model)
-        answers.model_id = model
-    else:
-        answers = generate_responses(model, probe_set, settings or GenerationSettings.paper(), revision=revision,
-                                     token=token, gguf_file=gguf_file, progress=progress)
-    return record_from_responses(answers, probe_set)
+    return extract(model, probes, responses=responses, settings=settings or GenerationSettings.paper(), token=token,
+                   revision=revision, gguf_file=gguf_file, progress=progress)
 
 
 def declared_lineage(model: str, base_models: list[str] | tuple[str, ...] | None, relation: str | None,
@@ -237,12 +231,6 @@ class DecisionPoints:
         return self.relative_at(RELATIVE_POSTERIOR)
 
 
-def self_scores(relation_model: Any, records: list[DNARecord]) -> np.ndarray:
-    """P(related) of every reference record to every other one (n x n, NaN diagonal): the relation model's
-    all-pairs path, the features it is fitted with."""
-    return relation_model.all_pairs(records)
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
     return np.log(p / (1 - p))
@@ -297,7 +285,7 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
         return DecisionPoints(RELATED, "too few reference records: 0.5")
     fam = np.array([lineage.family(r.model_id) if lineage.info(r.model_id).get("confidence") in GOOD_CONFIDENCE
                     else "" for r in records], dtype=object)
-    scores = self_scores(relation_model, records)
+    scores = relation_model.all_pairs(records)
     labelled = np.flatnonzero(fam != "")
     top = np.nanargmax(scores[labelled], axis=1)
     top_x, top_y = _logit(scores[labelled, top]), (fam[top] == fam[labelled]).astype(float)

@@ -149,6 +149,16 @@ def vote_matrix(vectors: np.ndarray, answered: np.ndarray | None = None) -> np.n
     return out
 
 
+def pairwise_similarity(kind: str, vectors: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """All-pairs similarity of one evidence kind's (centred) `vectors` (NaN diagonal): per-probe votes for
+    `VOTE_KINDS` (which probes each model answered is read from the `raw` sketches), else cosine."""
+    if kind in VOTE_KINDS:
+        return vote_matrix(vectors, answered_probes(raw))
+    out = cosine_block(vectors, vectors)
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
 @dataclass
 class RefStats:
     """Record-side statistics of one similarity kind: each record's similarities to the other records."""
@@ -335,13 +345,7 @@ def _matrices(space: _Space, vectors: dict[str, np.ndarray], kinds: tuple[str, .
     out = {}
     for kind in kinds:
         base = "dna" if kind == "dna_white" else kind
-        t = space.transform(kind, vectors[base])
-        if kind in VOTE_KINDS:
-            out[kind] = vote_matrix(t, answered_probes(vectors[base]))
-            continue
-        m = cosine_block(t, t)
-        np.fill_diagonal(m, np.nan)
-        out[kind] = m
+        out[kind] = pairwise_similarity(kind, space.transform(kind, vectors[base]), vectors[base])
     return out
 
 

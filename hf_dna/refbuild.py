@@ -108,14 +108,12 @@ def build_records(responses: dict[str, list[str]], probe_set: ProbeSet, lineage:
 
 
 def rebuild_command(responses_files: list[str], probe_spec: str, lineage_csv: str | None, out_dir: str,
-                    embeddings_cache: str | None = None, max_empty: float = MAX_EMPTY_SHARE) -> str:
+                    max_empty: float = MAX_EMPTY_SHARE) -> str:
     parts = ["hf-dna reference build", *responses_files, "--probes", probe_spec]
     if max_empty != MAX_EMPTY_SHARE:
         parts += ["--max-empty", str(max_empty)]
     if lineage_csv:
         parts += ["--lineage", str(lineage_csv)]
-    if embeddings_cache:
-        parts += ["--embeddings-cache", str(embeddings_cache)]
     return " ".join([*parts, "-o", str(out_dir)])
 
 
@@ -187,7 +185,7 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
     store = ReferenceStore(records, lineage={m: lineage[m] for m in responses if m in lineage},
                            calibration=model.to_dict() if model else None)
     probe_spec = probes.name if base_name in REFERENCE_GENERATION else (probes.source or probes.name)
-    command = rebuild_command(files, probe_spec, lineage_csv, str(out_dir), None, max_empty)
+    command = rebuild_command(files, probe_spec, lineage_csv, str(out_dir), max_empty)
     store.readme = (store_readme(store.config, model, command, attribution, dropped, max_empty) if model
                     else store.dataset_card(attribution=attribution))
     store.save(out_dir)

@@ -119,8 +119,3 @@ def map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str) 
         raise ResponsesFileError(f"{path} answers {n - len(missing)} of the {n} probes of {probe_set.name}; "
                                  f"first missing: probe {missing[0]} ({probe_set.prompts[missing[0]][:60]!r})")
     return [texts[i] for i in range(n)]
-
-
-#: public names for readers of multi-model files (e.g. the reference builder)
-read_rows = read_rows
-map_onto_probes = map_onto_probes

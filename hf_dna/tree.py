@@ -231,21 +231,16 @@ def _skip_unary(node: Node) -> Node:
 def evidence_distances(records: list[DNARecord], center: bool = True) -> np.ndarray:
     """Mean of the centred cosine distances over every evidence vector all records carry (the DNA, plus e.g. the
     wider embedding projection and lexical sketch that `hf-dna reference build` stores in `record.evidence`)."""
-    from .calibrate import VOTE_KINDS, answered_probes, record_vectors, vote_matrix
+    from .calibrate import pairwise_similarity, record_vectors
 
     check_compatible(records)
     vectors = [record_vectors(r) for r in records]
     kinds = sorted(set.intersection(*(set(v) for v in vectors)))
     total = np.zeros((len(records), len(records)))
     for kind in kinds:
-        stack = np.stack([v[kind] for v in vectors]).astype(np.float64)
-        answered = answered_probes(stack) if kind in VOTE_KINDS else None
-        if center and len(records) >= MIN_SELF_CENTRE:
-            stack = stack - stack.mean(axis=0)
-        if answered is not None:  # per-probe sketches: share of per-probe nearest-neighbour votes
-            total += 1.0 - np.nan_to_num(vote_matrix(stack, answered), nan=1.0)
-        else:
-            total += cosine_distance_matrix(stack)
+        raw = np.stack([v[kind] for v in vectors]).astype(np.float64)
+        stack = raw - raw.mean(axis=0) if center and len(records) >= MIN_SELF_CENTRE else raw
+        total += np.clip(1.0 - np.nan_to_num(pairwise_similarity(kind, stack, raw), nan=1.0), 0.0, 2.0)
     return total / len(kinds)
 
 

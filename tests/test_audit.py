@@ -183,7 +183,7 @@ def test_audit_refuses_incompatible_record(world, tmp_path):
 
 
 def test_decision_points_are_fitted_not_set(store):
-    from hf_dna.audit import _crossing, decision_points, self_scores
+    from hf_dna.audit import _crossing, decision_points
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=4000)
@@ -191,7 +191,7 @@ def test_decision_points_are_fitted_not_set(store):
     assert abs(_crossing(x, y, balanced=False) - 1 / (1 + np.exp(-0.5))) < 0.03
     assert _crossing(x, np.ones_like(x), balanced=False) is None  # one class: no fit
     relation_model = RelationModel.from_dict(store.calibration)
-    scores = self_scores(relation_model, store.records)
+    scores = relation_model.all_pairs(store.records)
     direct = relation_model.probability(store.records[0], store.records[1:])
     assert np.isnan(scores[0, 0]) and np.allclose(scores[0, 1:], direct, atol=0.05)
     points = decision_points(store, relation_model)
