@@ -86,7 +86,7 @@ def run_audit(env: dict[str, str], report_path: Path) -> tuple[int, str]:
 def summary_markdown(verdict: dict) -> str:
     """The verdict as Markdown (hf-dna's own template when importable, else a short table)."""
     try:
-        from hf_dna.report import verdict_markdown
+        from hf_dna.report.governance import verdict_markdown
 
         return verdict_markdown(verdict)
     except ImportError:

@@ -31,8 +31,9 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_dna.audit import DERIVED_RELATIONS, FLAG_CODES, RELATIVE_POSTERIOR, Declared, decision_points, judge  # noqa: E402
-from hf_dna.calibrate import RelationModel  # noqa: E402
+from hf_dna.audit import FLAG_CODES, RELATIVE_POSTERIOR, Declared, decision_points, judge
+from hf_dna.audit.verdict import DERIVED_RELATIONS
+from hf_dna.evidence.relation import RelationModel  # noqa: E402
 from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
 
 GOOD = ("high", "medium")

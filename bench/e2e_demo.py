@@ -29,15 +29,16 @@ OUT = ROOT / "bench" / "out" / "e2e"
 from audit_eval import hardware, write_section  # noqa: E402
 
 from hf_dna.audit import DEFAULT_PROBES, audit  # noqa: E402
-from hf_dna.shipped import TRUE_BASE, shipped_model_path  # noqa: E402
+from hf_dna.pipeline.shipped import TRUE_BASE, shipped_model_path  # noqa: E402
 
 LOOSE = 0.5  # the relative posterior with the best recall in bench/audit_eval.py (and ~11% false flags)
 
 
 def generate(name: str, probes: str) -> dict:
     """Responses (cached) -> DNA record of one model; returns timings and the record path."""
-    from hf_dna.extract import as_probe_set, record_from_responses
-    from hf_dna.generate import GenerationSettings, ResponseJob
+    from hf_dna.pipeline.extract import as_probe_set, record_from_responses
+    from hf_dna.pipeline.responses import GenerationSettings
+    from hf_dna.pipeline.generate import ResponseJob
 
     # gemma is assembled into a directory of its own under bench/out (a stable response-cache key)
     path = shipped_model_path(name, workdir=ROOT / "bench" / "out" / "models")
@@ -56,7 +57,7 @@ def generate(name: str, probes: str) -> dict:
     with open(OUT / f"{slug}.responses.jsonl", "w", encoding="utf-8") as fh:
         for i, text in enumerate(responses.texts):
             fh.write(json.dumps({"model_id": responses.model_id, "probe": i, "response": text}, ensure_ascii=False) + "\n")
-    from hf_dna.record import write_records
+    from hf_dna.pipeline.record import write_records
 
     record_file = write_records([record], OUT / f"{slug}.dna.json")
     return {"model": name, "path": str(path), "probes": probes, "n_probes": len(probe_set), "generate_s": t_gen,

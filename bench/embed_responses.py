@@ -4,7 +4,7 @@
 Usage: python bench/embed_responses.py --set paper600 --start 100 --stop 200 [--out /work/cache/emb]
 
 Writes OUT/<set>-<start:03d>-<stop:03d>.npz with keys model_id, probe, emb (float32, all-MiniLM-L6-v2 through
-`hf_dna.embed`, the encoder the product uses). One-off, heavy work (about 40 minutes per 100 paper600 probes on 2 CPU
+`hf_dna.pipeline.embed`, the encoder the product uses). One-off, heavy work (about 40 minutes per 100 paper600 probes on 2 CPU
 cores); never part of CI. Data: ../shared/data/reference-responses (LLM DNA authors, github.com/JerryLife/dna-web, MIT).
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(EMB_CACHE))
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args()
-    from hf_dna.embed import load_encoder
-    from hf_dna.generate import torch_threads
+    from hf_dna.pipeline.embed import load_encoder
+    from hf_dna.pipeline.device import torch_threads
 
     target = Path(args.out) / f"{args.set}-{args.start:03d}-{args.stop:03d}.npz"
     if target.exists():

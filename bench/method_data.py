@@ -38,10 +38,10 @@ class Dataset:
 
     def evidence_vectors(self, seed: int = 42) -> dict[str, np.ndarray]:
         """Per model, exactly what a reference record built from these responses carries (DNA + evidence,
-        as `hf_dna.features.record_evidence` stores it), stacked: kind -> (n_models, ...) float64."""
-        from hf_dna.calibrate import evidence_vectors
-        from hf_dna.dna import project
-        from hf_dna.features import record_evidence
+        as `hf_dna.evidence.sketches.record_evidence` stores it), stacked: kind -> (n_models, ...) float64."""
+        from hf_dna.evidence.relation import evidence_vectors
+        from hf_dna.pipeline.dna import project
+        from hf_dna.evidence.sketches import record_evidence
 
         rows = [evidence_vectors(record_evidence(t, e, seed)) for t, e in zip(self.texts, self.emb)]
         out = {k: np.stack([r[k] for r in rows]).astype(np.float64) for k in rows[0]}
@@ -97,7 +97,7 @@ def load_dataset(set_name: str, n_probes: int, with_embeddings: bool = True, max
     texts_by = {m: [""] * n_probes for m in model_ids}
     for m, p, r in zip(df.model_id, df.probe, df.response):
         texts_by[m][int(p)] = r or ""
-    from hf_dna.refbuild import empty_share
+    from hf_dna.reference.build import empty_share
 
     model_ids = [m for m in model_ids if empty_share(texts_by[m]) <= max_empty]
     fam, par, conf = [], [], []

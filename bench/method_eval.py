@@ -4,7 +4,7 @@ Usage: python bench/method_eval.py [--set paper600] [--probes 100] [--folds 5] [
 
 Data: ../shared/data/reference-responses (LLM DNA authors, github.com/JerryLife/dna-web, MIT) and cached
 all-MiniLM-L6-v2 embeddings (bench/method_data.py). Labels: lineage.csv `family`, high/medium confidence.
-Metrics (hf_dna.calibrate.pair_metrics): AUC same-family vs different over all labelled pairs; parent-child vs
+Metrics (hf_dna.evidence.metrics.pair_metrics): AUC same-family vs different over all labelled pairs; parent-child vs
 different-family AUC; leave-one-model-out nearest-neighbour family top-1/top-5. Learned variants (whitening,
 probe weights, logistic combination) are fitted on training families only (grouped k-fold by family).
 """
@@ -22,11 +22,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from method_data import available_probe_count, load_dataset  # noqa: E402
 
-from hf_dna.calibrate import (  # noqa: E402
-    _unit, cosine_block, cross_validate, family_folds, pair_metrics, vote_matrix, whitener,
-)
-from hf_dna.dna import project  # noqa: E402
-from hf_dna.features import lexical_sketch, wide_embedding  # noqa: E402
+from hf_dna.evidence.metrics import pair_metrics
+from hf_dna.evidence.relation import _unit, cosine_block, cross_validate, family_folds, vote_matrix, whitener
+from hf_dna.pipeline.dna import project  # noqa: E402
+from hf_dna.evidence.sketches import lexical_sketch, wide_embedding  # noqa: E402
 
 
 def scheme_llmdna(emb: np.ndarray, seed: int = 42) -> np.ndarray:

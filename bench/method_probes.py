@@ -20,8 +20,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from method_data import available_probe_count, load_dataset  # noqa: E402
 
-from hf_dna.calibrate import DEFAULT_KINDS, cosine_block, cv_score_matrix, pair_metrics  # noqa: E402
-from hf_dna.dna import project  # noqa: E402
+from hf_dna.evidence.relation import DEFAULT_KINDS, cosine_block, cv_score_matrix, pair_metrics  # noqa: E402
+from hf_dna.pipeline.dna import project  # noqa: E402
 
 WATCH = ("google/gemma-3", "HuggingFaceTB/SmolLM2")
 

@@ -1,7 +1,7 @@
 """Do lineage families form clades in hf-dna's trees? Measured on the real reference DNAs.
 
 Input: a reference store (default: the embedded paper600 store) or the raw per-probe embeddings
-(`--emb '/work/cache/emb/paper600-*.npz'`: keys dir, model_id, probe, emb), projected here with hf_dna.dna.project;
+(`--emb '/work/cache/emb/paper600-*.npz'`: keys dir, model_id, probe, emb), projected here with hf_dna.pipeline.dna.project;
 family labels from lineage.csv. The tree is built over every model with a DNA; only high-confidence labels score.
 
 Definitions, for a family F with >= 2 high-confidence members M (other high-confidence leaves are "foreign";
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_dna.record import DNARecord
+from hf_dna.pipeline.record import DNARecord
 
 LINEAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-responses" / "lineage.csv"
 SHOWN = ["llama-1", "llama-2", "llama-3", "qwen1.5", "qwen2.5", "qwen3", "gemma-3", "pythia", "bloom", "mistral-7b",
@@ -44,7 +44,7 @@ def coarse(family: str) -> str:
 
 
 def records_from_embeddings(pattern: str, probe_set: str = "paper600") -> list[DNARecord]:
-    from hf_dna.dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
+    from hf_dna.pipeline.dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
 
     parts = defaultdict(dict)
     for file in sorted(glob.glob(pattern)):
@@ -112,7 +112,7 @@ def headline(scores: dict[str, dict[str, float]]) -> float:
 
 def evaluate(records: list[DNARecord], lineage: dict, distances: np.ndarray, method: str, name: str,
              shuffles: int = 20) -> dict:
-    from hf_dna.tree import neighbor_joining, record_labels, upgma
+    from hf_dna.report.tree import neighbor_joining, record_labels, upgma
 
     labels = record_labels(records)
     t0 = time.perf_counter()
@@ -136,7 +136,7 @@ def evaluate(records: list[DNARecord], lineage: dict, distances: np.ndarray, met
 
 def distance_matrices(records: list[DNARecord], calibration: dict | None) -> dict[str, np.ndarray]:
     """The distances `hf-dna tree --distance` offers, on these records."""
-    from hf_dna.tree import dna_distances, evidence_distances, relation_distances
+    from hf_dna.report.tree import dna_distances, evidence_distances, relation_distances
 
     out = {"dna centred": dna_distances(records), "dna raw": dna_distances(records, center=False)}
     if any(r.evidence for r in records):

@@ -5,6 +5,12 @@ The CLI prints `Error: <message>` and exits with `exit_code` (1); nothing else i
 from __future__ import annotations
 
 
+def first_line(err: BaseException) -> str:
+    """``Type: first line of the message``: how a foreign exception is quoted in a one-line error."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
 class HfDnaError(Exception):
     """Base class: a clear, one-line, user-facing failure."""
 
@@ -88,3 +94,8 @@ class HubUnreachableError(HubOfflineError):
 
 class StaleParentError(PushConflictError):
     """A commit was refused because the branch moved since `parent_commit` (someone else pushed): re-read, retry."""
+
+
+class ApiError(HfDnaError):
+    """A chat-completions API (HF inference providers or an OpenAI-compatible endpoint) refused or failed a run:
+    unreachable, bad key, unknown model, or no answer after the retries. Never carries the key."""

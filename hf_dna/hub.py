@@ -607,3 +607,47 @@ def _local_gguf_header(path: Path) -> dict[str, Any]:
             return handle.read(size)
 
     return read_gguf_header(read_prefix)
+
+
+# ---- weight files read by byte ranges (weight sketches: evidence/weights.py) ---------------------------------------
+def repo_file_sizes(repo_id: str, revision: str | None = None,
+                    token: str | bool | None = None) -> tuple[str, dict[str, int | None]]:
+    """The commit sha a revision points to and the size of every file there, from one `model_info` call."""
+    with _hub_call(repo_id):
+        info = _api(token).model_info(repo_id, revision=revision, files_metadata=True)
+    return info.sha or (revision or "main"), {s.rfilename: s.size for s in info.siblings or []}
+
+
+def file_size(repo_id: str, filename: str, revision: str | None = None, token: str | bool | None = None,
+              repo_type: str = "model") -> int:
+    """Size in bytes of one file of a repo (from its metadata; nothing is downloaded)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    with _hub_call(repo_id, repo_type):
+        meta = get_hf_file_metadata(hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision),
+                                    token=token)
+    if meta.size is None:
+        raise HubError(f"the Hub gave no size for {filename} in {repo_type} repo {repo_id}")
+    return int(meta.size)
+
+
+def read_file_range(repo_id: str, filename: str, start: int, length: int, revision: str | None = None,
+                    token: str | bool | None = None, repo_type: str = "model") -> bytes:
+    """Bytes ``[start, start + length)`` of one repo file, by an HTTP range request (nothing goes to the cache).
+
+    Fewer bytes come back only at the end of the file. Failures are one-line `HubError`s (`GatedRepoError`, ...).
+    """
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    if length <= 0:
+        return b""
+    url = hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision)
+    with _hub_call(repo_id, repo_type):
+        headers = {**build_hf_headers(token=token), "Range": f"bytes={start}-{start + length - 1}"}
+        response = get_session().get(url, headers=headers, follow_redirects=True)
+        hf_raise_for_status(response)
+        data = response.content
+    if response.status_code == 200:  # the server ignored the range: keep the part asked for
+        return data[start:start + length]
+    return data[:length]

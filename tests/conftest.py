@@ -34,7 +34,7 @@ def shared_responses() -> Path:
 @pytest.fixture(scope="session")
 def paper100_store():
     """The embedded paper600-100 reference store (skips when it is not built)."""
-    from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
+    from hf_dna.reference.store import DEFAULT_ROOT, ReferenceStore
 
     path = DEFAULT_ROOT / "paper600-100"
     if not path.is_dir():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_dna.record import DNARecord
+from hf_dna.pipeline.record import DNARecord
 
 
 def family_records(n_families: int = 3, per_family: int = 4, dim: int = 32, noise: float = 0.3, seed: int = 0,
@@ -26,13 +26,13 @@ def family_records(n_families: int = 3, per_family: int = 4, dim: int = 32, nois
 
 def make_store(directory: Path, records: list[DNARecord], families: dict[str, str], calibrate: bool = False) -> Path:
     """A reference store dir (hf-dna.json, data/**.parquet, lineage.csv[, calibration.json]) holding `records`."""
-    from hf_dna.reference import ReferenceStore
+    from hf_dna.reference.store import ReferenceStore
 
     lineage = {m: {"model_id": m, "family": fam, "parent": "", "relation": "base", "confidence": "high", "note": ""}
                for m, fam in families.items() if any(r.model_id == m for r in records)}
     calibration = None
     if calibrate:
-        from hf_dna.calibrate import RelationModel
+        from hf_dna.evidence.relation import RelationModel
 
         calibration = RelationModel.fit(records, lineage).to_dict()
     ReferenceStore.create(directory, records, lineage=lineage, calibration=calibration)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hf_dna.errors import InvalidInputError
-from hf_dna.shipped import shipped_model_path
+from hf_dna.pipeline.shipped import shipped_model_path
 
 SENTENCES = [
     "The cat sat on the mat and looked at the garden.",
@@ -119,7 +119,8 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_generator(smollm2_gguf):
     """SmolLM2-135M-Instruct loaded once through hf-dna's GGUF path (settings: 24 new tokens, batches of 4)."""
-    from hf_dna.generate import GenerationSettings, TransformersGenerator, resolve_source
+    from hf_dna.pipeline.responses import GenerationSettings
+    from hf_dna.pipeline.backends.transformers import TransformersGenerator, resolve_source
 
     generator = TransformersGenerator(resolve_source(str(smollm2_gguf)), GenerationSettings(max_new_tokens=24, batch_size=4))
     generator.model  # noqa: B018  (load now: ~25 s)

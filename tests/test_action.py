@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_dna.record import write_records
+from hf_dna.pipeline.record import write_records
 from tests.dna_synth import family_records, make_store, verdict_for
 
 ROOT = Path(__file__).resolve().parents[1]

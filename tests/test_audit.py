@@ -10,11 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from hf_dna.audit import Declared, audit, judge, relation_distances
-from hf_dna.calibrate import RelationModel
+from hf_dna.audit import Declared, audit, judge
+from hf_dna.audit.judge import relation_distances
+from hf_dna.evidence.relation import RelationModel
 from hf_dna.errors import IncompatibleRecordsError, InvalidInputError
-from hf_dna.record import DNARecord, write_records
-from hf_dna.reference import ReferenceStore
+from hf_dna.pipeline.record import DNARecord, write_records
+from hf_dna.reference.store import ReferenceStore
 
 DIM = 16
 FAMILIES = ("alpha", "beta", "gamma", "delta", "eps")
@@ -139,9 +140,12 @@ def test_wrong_relation_from_reference_pairs(world, store):
 
 def test_verdict_json_keys(world, store):
     data = judge("someone/new-model", query(world, "alpha"), Declared(), store, k=3).to_dict()
-    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes"]
+    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence"]
+    assert set(data["evidence"]) >= {"weights", "behaviour"}  # what each kind of evidence said
     assert set(data["declared"]) == {"base_models", "relation", "source"}
-    assert len(data["nearest"]) == 3 and set(data["nearest"][0]) == {"model_id", "distance", "probability", "family"}
+    assert len(data["nearest"]) == 3 and set(data["nearest"][0]) == {"model_id", "distance", "probability", "family",
+                                                                  "weights", "weight_similarity"}
+    assert data["nearest"][0]["weights"] is None  # synthetic records carry no weight sketch
     assert set(data["flags"][0]) == {"code", "message", "evidence"}
     assert data["record"]["model_id"] == "someone/new-model"
     json.dumps(data)  # serialisable as it is
@@ -183,7 +187,7 @@ def test_audit_refuses_incompatible_record(world, tmp_path):
 
 
 def test_decision_points_are_fitted_not_set(store):
-    from hf_dna.audit import _crossing, decision_points
+    from hf_dna.audit.decision import _crossing, decision_points
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=4000)
@@ -205,7 +209,7 @@ def test_unplaceable_declared_base_turns_relative_into_a_note(world, store):
 
 
 def test_evidence_of_another_size_is_dropped_with_a_note(world, store):
-    from hf_dna.audit import _comparable_evidence
+    from hf_dna.audit.candidates import _comparable_evidence
 
     ref = make_record("r", np.ones(DIM), evidence={"lex": [0.1] * 8, "emb": [0.2] * 4})
     query_record = make_record("q", np.ones(DIM), evidence={"lex": [0.1] * 7, "emb": [0.3] * 4})

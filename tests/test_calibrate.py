@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from hf_dna.calibrate import RelationModel, auc, family_folds, labelled_family
+from hf_dna.evidence.lineage import labelled_family
+from hf_dna.evidence.metrics import auc
+from hf_dna.evidence.relation import RelationModel, family_folds
 from hf_dna.errors import ReferenceStoreError
-from hf_dna.record import DNARecord
+from hf_dna.pipeline.record import DNARecord
 
 
 @pytest.fixture(scope="module")

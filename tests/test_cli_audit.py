@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hf_dna.cli import main
-from hf_dna.record import write_records
+from hf_dna.pipeline.record import write_records
 from tests.test_audit import query, world  # noqa: F401  (the synthetic reference fixture)
 
 
@@ -27,7 +27,8 @@ def test_json_and_exit_codes(world, alpha_like, monkeypatch):  # noqa: F811
     result = run("audit", "api/new", "--reference", ref, "--record", alpha_like, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes"]
+    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence"]
+    assert set(data["evidence"]) >= {"weights", "behaviour"}  # what each kind of evidence said
     assert [f["code"] for f in data["flags"]] == ["undeclared-base"] and data["verdict"] == "flagged"
     assert run("audit", "api/new", "--reference", ref, "--record", alpha_like, "--fail-on",
                "undeclared-base,wrong-relation").exit_code == 3
@@ -110,10 +111,10 @@ def topic_texts(topic: str, variant: int) -> list[str]:
 @pytest.fixture(scope="module")
 def text_reference(tmp_path_factory):
     """A reference built with the real encoder from texts: 5 topic 'families' of 3 models, rand-en-3 probes."""
-    from hf_dna.calibrate import RelationModel
-    from hf_dna.extract import dna_from_texts
-    from hf_dna.probes import load_probe_set
-    from hf_dna.reference import ReferenceStore
+    from hf_dna.evidence.relation import RelationModel
+    from hf_dna.pipeline.extract import dna_from_texts
+    from hf_dna.pipeline.probes import load_probe_set
+    from hf_dna.reference.store import ReferenceStore
 
     probes = load_probe_set("rand-en-3")
     records, lineage = [], {}

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hf_dna.cli import main
-from hf_dna.record import read_records
+from hf_dna.pipeline.record import read_records
 
 TINY = ["--probes", "rand-en-6", "--max-new-tokens", "8", "--quiet"]
 

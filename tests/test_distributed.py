@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from hf_dna.extract import extract
-from hf_dna.generate import GenerationSettings
-from hf_dna.record import read_records
+from hf_dna.pipeline.extract import extract
+from hf_dna.pipeline.responses import GenerationSettings
+from hf_dna.pipeline.record import read_records
 
 PROBES = "rand-en-12"
 # 12 probes -> 3 batches over 2 processes; float32: the exact-equality check below must not hinge on bf16 rounding

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_dna import __version__
+from hf_dna._version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 

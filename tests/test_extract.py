@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from hf_dna.extract import dna_from_texts, extract
-from hf_dna.generate import GenerationSettings, generate_responses
-from hf_dna.probes import load_probe_set
-from hf_dna.record import write_records
+from hf_dna.pipeline.extract import dna_from_texts, extract
+from hf_dna.pipeline.responses import GenerationSettings
+from hf_dna.pipeline.generate import generate_responses
+from hf_dna.pipeline.probes import load_probe_set
+from hf_dna.pipeline.record import write_records
 
 PROBES = load_probe_set("rand-en-16")
 SETTINGS = GenerationSettings(max_new_tokens=16)
@@ -53,7 +54,7 @@ def test_record_fields(tiny_models, tmp_path):
     assert record.evidence["static"]["architectures"] == ["LlamaForCausalLM"]
     assert gpt2.evidence["static"]["architectures"] == ["GPT2LMHeadModel"]
     assert record.evidence["static"]["tokenizer_vocab_hash"] == gpt2.evidence["static"]["tokenizer_vocab_hash"]
-    from hf_dna.generate import cpu_has_native_bf16
+    from hf_dna.pipeline.device import cpu_has_native_bf16
 
     expected_dtype = "bfloat16" if cpu_has_native_bf16() else "float32"
     assert record.generation["dtype"] == expected_dtype and record.generation["device"] == "cpu"

@@ -6,8 +6,10 @@ import re
 import pytest
 
 from hf_dna import errors
-from hf_dna.generate import GenerationSettings, generate_responses, resolve_source
-from hf_dna.probes import load_probe_set
+from hf_dna.pipeline.responses import GenerationSettings
+from hf_dna.pipeline.generate import generate_responses
+from hf_dna.pipeline.backends.transformers import resolve_source
+from hf_dna.pipeline.probes import load_probe_set
 
 PROBES = load_probe_set("rand-en-4")
 SETTINGS = GenerationSettings(max_new_tokens=8)

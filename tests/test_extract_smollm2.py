@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_dna.extract import dna_from_texts
-from hf_dna.generate import GenerationSettings, ResponseJob, generate_responses
-from hf_dna.probes import load_probe_set
+from hf_dna.pipeline.extract import dna_from_texts
+from hf_dna.pipeline.responses import GenerationSettings
+from hf_dna.pipeline.generate import ResponseJob, generate_responses
+from hf_dna.pipeline.probes import load_probe_set
 
 pytestmark = pytest.mark.slow
 PROBES = load_probe_set("paper600:4")

@@ -6,14 +6,11 @@ import json
 import pytest
 
 from hf_dna import errors
-from hf_dna.generate import (
-    GenerationSettings,
-    TransformersGenerator,
-    cpu_threads,
-    generate_responses,
-    plan_batches,
-)
-from hf_dna.probes import load_probe_set
+from hf_dna.pipeline.responses import GenerationSettings
+from hf_dna.pipeline.backends.transformers import TransformersGenerator
+from hf_dna.pipeline.device import cpu_threads
+from hf_dna.pipeline.generate import generate_responses, plan_batches
+from hf_dna.pipeline.probes import load_probe_set
 
 GREEDY = GenerationSettings(max_new_tokens=12, batch_size=4, dtype="float32")
 
@@ -200,8 +197,8 @@ def test_out_of_memory_is_a_typed_error(tiny_models, probes, monkeypatch):
 
 
 def test_prompts_longer_than_the_context_are_cut(tiny_models):
-    from hf_dna.generate import resolve_source
-    from hf_dna.probes import ProbeSet
+    from hf_dna.pipeline.backends.transformers import resolve_source
+    from hf_dna.pipeline.probes import ProbeSet
 
     huge = ProbeSet("huge", (" ".join(["The river runs through the old town"] * 60),))
     settings = GenerationSettings(max_new_tokens=8)

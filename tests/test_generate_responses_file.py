@@ -6,8 +6,8 @@ import json
 import pytest
 
 from hf_dna.errors import ResponsesFileError
-from hf_dna.generate import read_responses_file
-from hf_dna.probes import load_probe_set
+from hf_dna.pipeline.backends.responses_file import read_responses_file
+from hf_dna.pipeline.probes import load_probe_set
 
 PROBES = load_probe_set("rand-en-4")
 ANSWERS = [f"answer number {i}" for i in range(4)]

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from hf_dna import hub
-from hf_dna.errors import (CorruptModelFileError, GatedRepoError, HubOfflineError, InvalidInputError,
-                           RepoNotFoundError, StaleParentError)
+from hf_dna.errors import CorruptModelFileError, GatedRepoError, HubOfflineError, InvalidInputError, RepoNotFoundError, StaleParentError
 
 LLAMA_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32}
 TOKENIZER = json.dumps({"model": {"type": "BPE", "vocab": {"b": 1, "a": 0, "c": 2}}})

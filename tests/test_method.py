@@ -1,14 +1,11 @@
-"""Evidence vectors (hf_dna.features) and the committed paper600:100 store on known relatives."""
+"""Evidence vectors (hf_dna.evidence.sketches) and the committed paper600:100 store on known relatives."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hf_dna.calibrate import vote_matrix
-from hf_dna.features import (
-    LEX_DIM, PROBE_DIM, WIDE_DIM, lexical_probe_sketch, lexical_sketch, ngram_hashes, pack_probe_sketch, probe_sketch, record_evidence,
-    unpack_probe_sketch,
-)
+from hf_dna.evidence.relation import vote_matrix
+from hf_dna.evidence.sketches import LEX_DIM, PROBE_DIM, WIDE_DIM, lexical_probe_sketch, lexical_sketch, ngram_hashes, pack_probe_sketch, probe_sketch, record_evidence, unpack_probe_sketch
 
 TEXTS = ["The capital of France is Paris.", "Answer: B. Because water boils at 100 C.", "", "日本語の文です。"]
 
@@ -82,7 +79,7 @@ def test_committed_store_known_relatives_are_closer(paper100_store):
 
     With the store's relation model, as the audit decides. (Plain centred 128-d DNA cosine does not manage
     this: base models sit closer to other base models than to their own chat fine-tunes; bench/RESULTS.md.)"""
-    from hf_dna.calibrate import RelationModel
+    from hf_dna.evidence.relation import RelationModel
 
     model = RelationModel.from_dict(paper100_store.calibration)
     query = next(r for r in paper100_store.records if r.model_id == "Qwen/Qwen2.5-7B")

@@ -7,10 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from hf_dna import hub, publish
+from hf_dna import hub
+from hf_dna.audit import publish
 from hf_dna.cli import main
 from hf_dna.errors import InvalidInputError
-from hf_dna.publish import END_MARKER, START_MARKER, card_with_section, render_card_section
+from hf_dna.audit.publish import END_MARKER, START_MARKER, card_with_section, render_card_section
 
 
 def make_verdict(model: str, flag: bool = True, distance: float = 0.0123) -> dict:

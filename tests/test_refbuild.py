@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from hf_dna.calibrate import RelationModel
+from hf_dna.evidence.relation import RelationModel
 from hf_dna.cli import main
-from hf_dna.record import read_records
-from hf_dna.reference import DEFAULT_ROOT, ReferenceStore
+from hf_dna.pipeline.record import read_records
+from hf_dna.reference.store import DEFAULT_ROOT, ReferenceStore
 
 MODELS = {  # model -> family; 3 families so the relation model can be fitted
     "Qwen/Qwen2.5-7B": "qwen2.5", "Qwen/Qwen2.5-7B-Instruct": "qwen2.5",

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hf_dna import hub, reference
+from hf_dna import hub
+from hf_dna.reference import store as reference
 from hf_dna.cli import main
 from hf_dna.errors import IncompatibleRecordsError, PushConflictError, ReferenceStoreError
-from hf_dna.record import DNARecord, write_records
-from hf_dna.reference import ReferenceStore, pull, push, record_path
+from hf_dna.pipeline.record import DNARecord, write_records
+from hf_dna.reference import ReferenceStore, pull, push
+from hf_dna.reference.layout import record_path
 
 DIM = 8
 

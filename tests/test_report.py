@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from hf_dna.cli import main
-from hf_dna.mapping import classical_mds, stress
-from hf_dna.record import DNARecord, write_records
-from hf_dna.report import verdict_markdown
-from hf_dna.tree import parse_newick
+from hf_dna.report.mapping import classical_mds, stress
+from hf_dna.pipeline.record import DNARecord, write_records
+from hf_dna.report.governance import verdict_markdown
+from hf_dna.report.tree import parse_newick
 from tests.dna_synth import family_records, make_store, verdict_for
 
 ROOT = Path(__file__).resolve().parents[1]

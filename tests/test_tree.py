@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from hf_dna.cli import main
 from hf_dna.errors import IncompatibleRecordsError, InvalidInputError
-from hf_dna.record import write_records
-from hf_dna.tree import build_tree, neighbor_joining, parse_newick, quote_label, upgma
+from hf_dna.pipeline.record import write_records
+from hf_dna.report.tree import build_tree, neighbor_joining, parse_newick, quote_label, upgma
 from tests.dna_synth import family_records, make_store
 
 # Saitou & Nei's worked example (also Wikipedia's): an additive matrix NJ must reproduce exactly.
@@ -132,7 +132,7 @@ def test_tree_distances_evidence_and_relation(tmp_path):
 
 
 def test_tree_on_the_embedded_default_store(tmp_path):
-    from hf_dna.reference import ReferenceStore, default_store_dirs
+    from hf_dna.reference.store import ReferenceStore, default_store_dirs
 
     if not default_store_dirs():
         pytest.skip("no embedded reference store in this checkout")

@@ -1,16 +1,16 @@
 """`hf-dna audit MODEL`: check a model card's declared lineage against the model's DNA."""
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
 from ..audit import FLAG_CODES, RELATIONS, RELATIVE_POSTERIOR, audit
+from ..audit.render import FORMATS, render
 from ..errors import InvalidInputError
+from .options import api_settings, generation_options, silence_progress_bars
 
-FORMATS = ("text", "json", "markdown", "github")
 EXIT_FLAGGED = 3
 
 
@@ -25,57 +25,8 @@ def _fail_on(value: str | None) -> set[str]:
     return codes
 
 
-def format_text(verdict: dict[str, Any]) -> str:
-    """A human summary: declared lineage, nearest relatives, flags, notes."""
-    declared = verdict["declared"]
-    bases = ", ".join(declared["base_models"]) or "none"
-    lines = [f"hf-dna audit: {verdict['model']}  ->  {verdict['verdict'].upper()}",
-             f"declared base: {bases}  relation: {declared['relation'] or '-'}  (from {declared['source']})",
-             f"probes: {verdict['record']['probe_set']} ({verdict['record']['n_probes']})", "nearest reference models:"]
-    width = max([len(n["model_id"]) for n in verdict["nearest"]] + [8])
-    for n in verdict["nearest"]:
-        lines.append(f"  {n['model_id']:<{width}}  P(related)={n['probability']:.3f}  distance={n['distance']:.4f}"
-                     f"  family={n['family'] or '?'}")
-    for flag in verdict["flags"]:
-        lines.append(f"FLAG {flag['code']}: {flag['message']}")
-    lines += [f"note: {note}" for note in verdict["notes"]]
-    return "\n".join(lines)
-
-
-def format_markdown(verdict: dict[str, Any]) -> str:
-    """The model-card section hf-dna would publish (`hf_dna.publish` template), then the audit's notes."""
-    from ..publish import render_card_section
-
-    notes = "".join(f"- {note}\n" for note in verdict["notes"])
-    return render_card_section(verdict) + (f"\nNotes:\n\n{notes}" if notes else "")
-
-
-def format_github(verdict: dict[str, Any], fail_on: set[str]) -> str:
-    """GitHub Actions workflow commands: one annotation per flag (error when in --fail-on), then a summary."""
-    def escape(text: str) -> str:
-        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-    lines = [f"::{'error' if f['code'] in fail_on else 'warning'} title=hf-dna {f['code']}::"
-             f"{escape(verdict['model'] + ': ' + f['message'])}" for f in verdict["flags"]]
-    top = verdict["nearest"][0] if verdict["nearest"] else None
-    nearest = f"; nearest {top['model_id']} (P={top['probability']:.2f})" if top else ""
-    lines.append(f"::notice title=hf-dna audit::{escape(verdict['model'])}: {verdict['verdict']}"
-                 f" ({len(verdict['flags'])} flag(s)){escape(nearest)}")
-    return "\n".join(lines)
-
-
-def render(verdict: dict[str, Any], fmt: str, fail_on: set[str]) -> str:
-    if fmt == "json":
-        return json.dumps(verdict, indent=2, ensure_ascii=False)
-    if fmt == "markdown":
-        return format_markdown(verdict)
-    if fmt == "github":
-        return format_github(verdict, fail_on)
-    return format_text(verdict)
-
-
 def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str | None, token: str | None) -> str:
-    from .. import publish
+    from ..audit import publish
 
     if mode == "pr":
         return f"opened card PR: {publish.open_card_pr(model, verdict, token)}"
@@ -114,6 +65,7 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary line on stderr.")
+@generation_options
 def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
               base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
               fail_on: str, k: int, relative_posterior: float, token: str | None, output: str | None, quiet: bool,
@@ -127,15 +79,16 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
     Flags: undeclared-base, unsupported-base, no-base-declared, wrong-relation.
     """
     if quiet:
-        from .extract import silence_progress_bars
-
         silence_progress_bars()
     fail_codes = _fail_on(fail_on)
     settings = _settings(generation)
+    backend = generation.get("backend") or "transformers"
+    api = api_settings(backend, generation.get("base_url"), generation.get("api_key_env"),
+                       generation.get("concurrency") or 4)
     verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,
                     base_models=list(base_models) or None, relation=relation, settings=settings, token=token, k=k,
                     progress=not quiet, revision=generation.get("revision"), gguf_file=generation.get("gguf_file"),
-                    relative_posterior=relative_posterior)
+                    relative_posterior=relative_posterior, backend=backend, api=api)
     data = verdict.to_dict()
     text = render(data, fmt, fail_codes)
     if output:
@@ -157,19 +110,10 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
 
 def _settings(generation: dict[str, Any]) -> Any:
     """The paper's sampling settings (what the reference was made with), adjusted by the mirrored options."""
-    from ..generate import GenerationSettings
+    from ..pipeline.responses import GenerationSettings
 
     return GenerationSettings.paper(**{k: v for k, v in generation.items() if k in _SETTINGS and v is not None})
 
 
-def _mirror_extract_options() -> None:
-    """Reuse `hf-dna extract`'s generation options (the same click objects) on `hf-dna audit`."""
-    from .extract import extract_cmd
-
-    audit_cmd.params.extend(p for p in extract_cmd.params if p.name in _MIRRORED)
-
-
 _SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trust_remote_code")
-_MIRRORED = (*_SETTINGS, "gguf_file", "revision")
-_mirror_extract_options()
 COMMANDS = [audit_cmd]

@@ -5,8 +5,8 @@ import json
 
 import click
 
-from ..compare import compare
-from ..record import read_records
+from ..pipeline.record import read_records
+from ..report.compare import compare
 
 
 @click.command("compare")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..shipped import TRUE_BASE, shipped_model_path
+from ..pipeline.shipped import TRUE_BASE, shipped_model_path
 
 
 @click.command("demo")
@@ -24,9 +24,9 @@ def demo_cmd(name: str, probes: str | None, fmt: str, quiet: bool) -> None:
     hoped for is an `undeclared-base` flag naming that base. The verdict says what the evidence supports.
     """
     from ..audit import audit
-    from ..generate import GenerationSettings
-    from .audit import render
-    from .extract import silence_progress_bars
+    from ..audit.render import render
+    from ..pipeline.responses import GenerationSettings
+    from .options import silence_progress_bars
 
     if quiet:
         silence_progress_bars()

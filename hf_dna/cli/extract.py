@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ..dna import DEFAULT_DIM, DEFAULT_SEED
-from ..embed import DEFAULT_ENCODER
+from ..pipeline.dna import DEFAULT_DIM, DEFAULT_SEED
+from ..pipeline.embed import DEFAULT_ENCODER
+from .options import generation_options, silence_progress_bars
 
 
 @click.command("extract")
@@ -17,23 +18,13 @@ from ..embed import DEFAULT_ENCODER
 @click.option("--dim", type=int, default=DEFAULT_DIM, show_default=True, help="DNA dimension (random projection).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
               help="Projection seed, also the sampling seed with --sampling.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True,
-              help="Tokens generated per probe (the encoder reads at most 256 word pieces).")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Prompts generated together.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
-              show_default=True, help="Model weights dtype (auto: float32 on CPU, bfloat16/float16 on GPU). On CPUs with "
-                   "AVX512-BF16/AMX, bfloat16 is ~2-3x faster but its responses can differ between CPUs.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@generation_options
 @click.option("--chat-template", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Wrap probes in the model's chat template (auto: when it has one).")
 @click.option("--sampling/--greedy", default=False, show_default=True,
               help="Greedy decoding, or the paper's seeded sampling (temperature 0.7, top_p 0.9).")
 @click.option("--paper", is_flag=True,
               help="The LLM DNA paper's generation settings: seeded sampling, T=0.7, top_p=0.9, no chat template.")
-@click.option("--load-in", type=click.Choice(["8bit", "4bit"]), help="Quantised loading (needs CUDA + bitsandbytes).")
-@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
-@click.option("--gguf-file", help="The .gguf file to load from a Hub repo or directory holding several.")
-@click.option("--revision", help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token for gated or private repos (default: $HF_TOKEN).")
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="Sentence encoder (Hub id or local dir).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
@@ -46,19 +37,22 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
                 batch_size: int, dtype: str, device: str, chat_template: str, sampling: bool, paper: bool,
                 load_in: str | None, trust_remote_code: bool, gguf_file: str | None, revision: str | None,
                 token: str | None, encoder: str, cache_dir: str | None, no_cache: bool, output: str,
-                quiet: bool) -> None:
+                quiet: bool, backend: str = "transformers", base_url: str | None = None,
+                api_key_env: str | None = None, concurrency: int = 4) -> None:
     """Extract the DNA of each MODEL: a local dir, a .gguf file or a Hub repo id.
 
     One model writes one record, several write a list. Under `accelerate launch -m hf_dna extract ...` the
     models (or the probes of a single model) are spread over the processes; the main process writes the output
     (on a CPU-only machine: `accelerate launch --multi_gpu --num_processes N -m hf_dna extract ...`).
     """
-    from ..distributed import extract_many
-    from ..generate import GenerationSettings
-    from ..record import dumps_records, write_records
+    from ..pipeline.distributed import extract_many
+    from ..pipeline.record import dumps_records, write_records
+    from ..pipeline.responses import GenerationSettings
+    from .options import api_settings
 
     if quiet:
         silence_progress_bars()
+    api = api_settings(backend, base_url, api_key_env, concurrency)
 
     overrides = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
                      load_in=load_in, trust_remote_code=trust_remote_code, seed=seed)
@@ -66,10 +60,11 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
         settings = GenerationSettings.paper(**overrides)
     else:
         settings = GenerationSettings(chat_template=chat_template, sampling=sampling, **overrides)
-    _announce_processes(len(models), quiet)
+    _announce_processes(len(models), quiet, api is not None)
+    backend_options = {"backend": backend, "api": api} if api is not None else {}
     records = extract_many(list(models), probes, responses=responses, settings=settings, dim=dim, seed=seed,
                            encoder=encoder, revision=revision, token=token, cache_dir=cache_dir,
-                           gguf_file=gguf_file, use_cache=not no_cache, progress=not quiet)
+                           gguf_file=gguf_file, use_cache=not no_cache, progress=not quiet, **backend_options)
     if not records:  # a non-main process of a distributed run
         return
     if output == "-":
@@ -80,32 +75,17 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
             click.echo(f"wrote {len(records)} DNA record(s) to {output}", err=True)
 
 
-def _announce_processes(n_models: int, quiet: bool) -> None:
-    from ..distributed import process_state
+def _announce_processes(n_models: int, quiet: bool, api: bool = False) -> None:
+    from ..errors import InvalidInputError
+    from ..pipeline.distributed import process_state
 
     state = process_state()
+    if api and state.num_processes > 1:
+        raise InvalidInputError("--backend api runs in one process (its parallelism is --concurrency): "
+                                "run it without accelerate launch")
     if state.num_processes > 1 and state.is_main_process and not quiet:
         what = "models" if n_models >= state.num_processes else "generation batches"
         click.echo(f"spreading {what} over {state.num_processes} processes", err=True)
-
-
-def silence_progress_bars() -> None:
-    """--quiet: no download/loading bars from huggingface_hub and transformers either."""
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging
-
-    disable_progress_bars()
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-    try:  # transformers' GGUF loader draws a plain tqdm bar that its logging switch does not reach
-        from functools import partial
-
-        from tqdm.auto import tqdm
-        from transformers import modeling_gguf_pytorch_utils
-
-        modeling_gguf_pytorch_utils.tqdm = partial(tqdm, disable=True)
-    except ImportError:
-        pass
 
 
 COMMANDS = [extract_cmd]

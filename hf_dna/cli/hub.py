@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInputError
-from ..record import read_records
+from ..pipeline.record import read_records
 
 _TOKEN = click.option("--token", envvar="HF_TOKEN", metavar="TOKEN",
                       help="Hub token with write access (default: HF_TOKEN or the saved login).")
@@ -72,7 +72,7 @@ def publish_cmd(verdict_file: str, card_pr: bool, findings_repo: str | None, pri
     The card section sits between <!-- hf-dna:start --> and <!-- hf-dna:end -->; re-running replaces it and
     never touches the rest of the card.
     """
-    from .. import publish
+    from ..audit import publish
 
     try:
         verdict = json.loads(Path(verdict_file).read_text(encoding="utf-8"))

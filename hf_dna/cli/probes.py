@@ -5,7 +5,7 @@ import json
 
 import click
 
-from ..probes import builtin_names, load_probe_set
+from ..pipeline.probes import builtin_names, load_probe_set
 
 
 @click.group("probes")

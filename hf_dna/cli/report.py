@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInputError
-from ..record import read_records
-from ..tree import METHODS
+from ..pipeline.record import read_records
+from ..report.tree import METHODS
 
 
 @click.command("report")
@@ -38,7 +38,7 @@ def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, 
     Writes a self-contained HTML page (images inline) plus Markdown and JSON into DIR. Models whose audit fails
     or that have no DNA get a line saying why.
     """
-    from .. import report as rpt
+    from ..report import governance as rpt
 
     if org and models:
         raise InvalidInputError("give either --org or MODEL ids, not both")
@@ -74,7 +74,7 @@ def report_cmd(models: tuple[str, ...], org: str | None, reference: str | None, 
 def _load_store(reference: str | None, required: bool):
     """The reference store; optional (None when unavailable) for a report built only from saved verdicts."""
     from ..errors import HfDnaError
-    from ..report import load_reference
+    from ..report.governance import load_reference
 
     try:
         return load_reference(reference or "default")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInputError
-from ..record import read_records
-from ..tree import DISTANCES, METHODS, build_tree
+from ..pipeline.record import read_records
+from ..report.tree import DISTANCES, METHODS, build_tree
 
 
 @click.command("tree")
@@ -31,8 +31,8 @@ def tree_cmd(records: tuple[str, ...], reference: str | None, method: str, dista
 
     Prints the Newick text unless --newick is given. Refuses records that are not comparable.
     """
-    from ..figures import tree_png
-    from ..report import families_for, load_reference, write_file
+    from ..report.figures import tree_png
+    from ..report.governance import families_for, load_reference, write_file
 
     if bool(records) == bool(reference):
         raise InvalidInputError("give either RECORDS or --reference, not both or neither")

@@ -1,0 +1,70 @@
+"""What several command groups share."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def silence_progress_bars() -> None:
+    """--quiet: no download/loading bars from huggingface_hub and transformers either."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging
+
+    disable_progress_bars()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:  # transformers' GGUF loader draws a plain tqdm bar that its logging switch does not reach
+        from functools import partial
+
+        from tqdm.auto import tqdm
+        from transformers import modeling_gguf_pytorch_utils
+
+        modeling_gguf_pytorch_utils.tqdm = partial(tqdm, disable=True)
+    except ImportError:
+        pass
+
+
+#: how a model is loaded and generates: `hf-dna extract` and `hf-dna audit` take the same options
+_GENERATION = [
+    click.option("--max-new-tokens", type=int, default=256, show_default=True,
+                 help="Tokens generated per probe (the encoder reads at most 256 word pieces)."),
+    click.option("--batch-size", type=int, default=32, show_default=True, help="Prompts generated together."),
+    click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+                 show_default=True, help="Model weights dtype (auto: float32 on CPU, bfloat16/float16 on GPU). "
+                 "On CPUs with AVX512-BF16/AMX, bfloat16 is ~2-3x faster but its responses can differ between CPUs."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    click.option("--load-in", type=click.Choice(["8bit", "4bit"]), help="Quantised loading (needs CUDA + bitsandbytes)."),
+    click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code."),
+    click.option("--gguf-file", help="The .gguf file to load from a Hub repo or directory holding several."),
+    click.option("--revision", help="Hub revision (branch, tag or commit) of the model."),
+    click.option("--backend", type=click.Choice(["transformers", "api"]), default="transformers", show_default=True,
+                 help="transformers: run the model here; api: ask a chat-completions API (Hugging Face inference "
+                 "providers with the HF token, or the OpenAI-compatible endpoint of --base-url)."),
+    click.option("--base-url", metavar="URL", help="With --backend api: an OpenAI-compatible endpoint "
+                 "(vLLM, TGI, OpenRouter, OpenAI, e.g. http://localhost:8000/v1). Default: HF inference providers."),
+    click.option("--api-key-env", metavar="NAME", help="With --backend api: the environment variable holding the "
+                 "endpoint's key (default: the HF token for Hugging Face endpoints, no key for others)."),
+    click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
+                 help="With --backend api: requests in flight."),
+]
+
+
+def api_settings(backend: str, base_url: str | None, api_key_env: str | None, concurrency: int) -> Any:
+    """`hf_dna.pipeline.backends.api.ApiSettings` of the API options; None for the transformers backend."""
+    from ..errors import InvalidInputError
+    from ..pipeline.backends.api import ApiSettings
+
+    if backend != "api":
+        if base_url or api_key_env:
+            raise InvalidInputError("--base-url and --api-key-env need --backend api")
+        return None
+    return ApiSettings(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)
+
+
+def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the generation options (`_GENERATION`) to a click command."""
+    for option in reversed(_GENERATION):
+        command = option(command)
+    return command

@@ -1,0 +1,1 @@
+"""What a record carries beside the DNA and how two records are compared."""

@@ -1,0 +1,311 @@
+"""The transformers backend: a local dir, a Hub repo (safetensors or one GGUF file) or a ``.gguf`` path, loaded
+as a causal LM that answers probes in left-padded batches.
+
+Responses are decoded without the prompt, special tokens skipped, cut at the first end-of-sequence token;
+greedy by default, or the paper's seeded sampling.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ... import hub
+from ...errors import (
+    CorruptModelFileError,
+    HfDnaError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NotACausalLMError,
+    OutOfMemoryError,
+    RemoteCodeNotAllowedError,
+    first_line,
+)
+from ..device import resolve_device, resolve_dtype
+from ..responses import GenerationSettings
+
+BACKEND = "transformers"
+#: files fetched from the Hub for a model: configs, tokenizer and safetensors weights (never pickles)
+HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+@dataclass
+class ModelSource:
+    """Where a model's files are on disk, and what to call it."""
+
+    model_id: str
+    path: Path  # directory holding config/tokenizer/weights
+    revision: str  # Hub commit sha, or "local"
+    gguf_file: str | None = None
+    fingerprint: str = ""  # cache identity: the sha for Hub repos, a hash of file names/sizes/mtimes locally
+
+
+def resolve_source(model: str, revision: str | None = None, token: str | None = None,
+                   gguf_file: str | None = None) -> ModelSource:
+    """Local directory, ``.gguf`` file, or Hub repo id (downloaded via `hf_dna.hub.snapshot`)."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise InvalidInputError(f"{model} is a file but not a .gguf model file")
+        return _local_source(path.parent, path.name, path.stem)
+    if path.is_dir():
+        return _local_source(path, gguf_file, path.resolve().name)
+    if not _HUB_ID.match(model) or model.startswith((".", "~")) or model.endswith(".gguf"):
+        raise ModelNotFoundError(f"no such model path: {model}")
+    patterns = HUB_PATTERNS + ([gguf_file] if gguf_file else [])
+    local_dir, sha = hub.snapshot(model, revision=revision, token=token, allow_patterns=patterns)
+    return ModelSource(model, Path(local_dir), sha, gguf_file, sha)
+
+
+def file_metadata(source: ModelSource) -> hub.ModelMetadata | None:
+    """The metadata read from the model's files on disk (None when unreadable)."""
+    try:
+        return hub.local_metadata(source.path / source.gguf_file if source.gguf_file else source.path)
+    except (HfDnaError, OSError, ValueError):
+        return None
+
+
+def _local_source(directory: Path, gguf_file: str | None, model_id: str) -> ModelSource:
+    if gguf_file is None and not (directory / "config.json").is_file():
+        ggufs = sorted(p.name for p in directory.glob("*.gguf"))
+        if len(ggufs) != 1:
+            what = "several .gguf files: pass --gguf-file" if ggufs else "no config.json and no .gguf file"
+            raise ModelLoadError(f"{directory} is not a model directory ({what})")
+        gguf_file = ggufs[0]
+    if gguf_file and not (directory / gguf_file).is_file():
+        raise ModelNotFoundError(f"no such GGUF file: {directory / gguf_file}")
+    digest = hashlib.sha256()
+    for file in sorted(directory.iterdir()):
+        if file.is_file() and (file.suffix != ".gguf" or file.name == gguf_file):
+            stat = file.stat()
+            digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return ModelSource(model_id, directory, "local", gguf_file, "local-" + digest.hexdigest()[:16])
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def check_config(source: ModelSource, trust_remote_code: bool) -> Any:
+    """Load the model config, refusing remote code (unless trusted), non-causal-LMs and corrupt GGUF files."""
+    from transformers import AutoConfig
+
+    if source.gguf_file:
+        _check_gguf(source.path / source.gguf_file)
+    else:
+        raw = _read_json(source.path / "config.json")
+        if raw.get("auto_map") and not trust_remote_code:
+            raise RemoteCodeNotAllowedError(
+                f"{source.model_id} ships custom code (auto_map in config.json); pass --trust-remote-code to run it")
+    try:
+        config = AutoConfig.from_pretrained(source.path, gguf_file=source.gguf_file, trust_remote_code=trust_remote_code)
+    except Exception as err:
+        if "trust_remote_code" in str(err):
+            raise RemoteCodeNotAllowedError(f"{source.model_id} needs custom code; pass --trust-remote-code") from None
+        raise ModelLoadError(f"cannot read the config of {source.model_id}: {first_line(err)}") from None
+    _check_causal(config, source.model_id)
+    return config
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read {path}: {first_line(err)}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} is not a JSON object")
+    return data
+
+
+def _check_gguf(path: Path) -> None:
+    try:
+        from gguf import GGUFReader
+
+        GGUFReader(str(path))
+    except Exception as err:  # the reader raises ValueError/struct/mmap errors on truncated or foreign files
+        raise CorruptModelFileError(f"{path.name} is not a readable GGUF file ({first_line(err)})") from None
+
+
+def _check_causal(config: Any, model_id: str) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as CAUSAL
+
+    names = {n for v in CAUSAL.values() for n in ((v,) if isinstance(v, str) else v)}
+    archs = getattr(config, "architectures", None) or []
+    if archs:
+        ok = any(a in names for a in archs)
+    else:
+        ok = config.model_type in CAUSAL and not getattr(config, "is_encoder_decoder", False)
+    if not ok:
+        kind = ", ".join(archs) or config.model_type
+        raise NotACausalLMError(f"{model_id} is not a causal language model ({kind}); hf-dna needs a text generator")
+
+
+#: how continuations become responses; part of the cache key, so a change never serves stale text
+DECODING = "until-eos,skip-special,strip"
+
+
+class TransformersGenerator:
+    """A causal LM and its tokenizer, loaded lazily: the tokenizer first (enough to plan and to hit the cache)."""
+
+    def __init__(self, source: ModelSource, settings: GenerationSettings):
+        self.source = source
+        self.settings = settings
+        self.config = check_config(source, settings.trust_remote_code)
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        self.tokenizer = self._load_tokenizer()
+        self.use_chat_template = self._chat_template_choice()
+        self._model = None
+
+    def _load_tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(self.source.path, gguf_file=self.source.gguf_file,
+                                                 trust_remote_code=self.settings.trust_remote_code)
+        except Exception as err:
+            raise ModelLoadError(f"cannot load the tokenizer of {self.source.model_id}: {first_line(err)}") from None
+
+    def _chat_template_choice(self) -> bool:
+        has = bool(getattr(self.tokenizer, "chat_template", None))
+        if self.settings.chat_template == "on" and not has:
+            raise InvalidInputError(f"{self.source.model_id} has no chat template (use --chat-template auto or off)")
+        return has and self.settings.chat_template != "off"
+
+    def generation_info(self) -> dict[str, Any]:
+        """The settings as stored in records and cache keys, with auto values resolved."""
+        info = self.settings.to_dict()
+        info.update(backend=BACKEND, dtype=self.dtype, device=self.device.split(":")[0],
+                    chat_template_used=self.use_chat_template, decoding=DECODING)
+        return info
+
+    def prompt_ids(self, prompts: list[str] | tuple[str, ...]) -> list[list[int]]:
+        """Token ids of each prompt, through the chat template when one is used."""
+        tok = self.tokenizer
+        if self.use_chat_template:
+            texts = [tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                             tokenize=False) for p in prompts]
+            ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        else:
+            ids = [tok(p)["input_ids"] for p in prompts]
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        return [self._fit(seq) if seq else [start if start is not None else 0] for seq in ids]
+
+    @property
+    def context_length(self) -> int | None:
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(self.config, name, None) or getattr(getattr(self.config, "text_config", None), name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def _fit(self, ids: list[int]) -> list[int]:
+        """Cut a prompt that would not leave room for `max_new_tokens` in the model's context: keep its start
+        (as llm-dna does) and, through a chat template, also its last 32 tokens (the assistant header)."""
+        limit = self.context_length
+        if limit is None or len(ids) + self.settings.max_new_tokens <= limit:
+            return ids
+        room = max(1, limit - self.settings.max_new_tokens)
+        tail = min(32, room // 4) if self.use_chat_template else 0
+        return ids[:room - tail] + (ids[-tail:] if tail else [])
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    def _load_model(self) -> Any:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, self.dtype),
+                                  "trust_remote_code": self.settings.trust_remote_code}
+        if self.source.gguf_file:
+            kwargs["gguf_file"] = self.source.gguf_file
+        if self.settings.load_in:
+            kwargs["quantization_config"] = _bitsandbytes_config(self.settings.load_in, self.device)
+        if self.device != "cpu":
+            kwargs["device_map"] = _device_map(self.config, self.device, self.dtype)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.source.path, **kwargs)
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemoryError(f"out of memory loading {self.source.model_id} on {self.device}") from None
+        except Exception as err:
+            error = CorruptModelFileError if "safetensor" in str(err).lower() else ModelLoadError
+            raise error(f"cannot load {self.source.model_id}: {first_line(err)}") from None
+        return model.eval()
+
+    def _eos_ids(self) -> list[int]:
+        ids: set[int] = set()
+        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if value is not None:
+                ids.update(value if isinstance(value, list) else [value])
+        return sorted(ids)
+
+    def generate_batch(self, ids: list[list[int]], batch_no: int) -> list[str]:
+        """Left-pad one batch, generate, return the decoded continuations (no prompt, no special tokens)."""
+        import torch
+        from transformers import GenerationConfig, set_seed
+
+        s = self.settings
+        eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
+        width = max(len(seq) for seq in ids)
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        limit = self.context_length
+        new_tokens = max(1, min(s.max_new_tokens, limit - width)) if limit else s.max_new_tokens
+        config = GenerationConfig(
+            max_new_tokens=new_tokens, do_sample=s.sampling, num_beams=1,
+            temperature=s.temperature if s.sampling else None, top_p=s.top_p if s.sampling else None,
+            pad_token_id=pad, eos_token_id=eos or None)
+        if s.sampling:
+            set_seed(s.seed + batch_no)  # python, numpy and torch: a batch samples the same whatever ran before
+        device = self.model.device
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                          generation_config=config)
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemoryError(
+                f"out of memory generating {len(ids)} responses of up to {s.max_new_tokens} tokens with "
+                f"{self.source.model_id} on {self.device}: try a smaller --batch-size or --max-new-tokens") from None
+        return [self._decode(row[width:].tolist(), eos) for row in out.cpu()]
+
+    def _decode(self, tokens: list[int], eos: list[int]) -> str:
+        cut = next((i for i, t in enumerate(tokens) if t in eos), len(tokens))
+        # stripped like the reference pipeline (llm-dna) strips its responses
+        return self.tokenizer.decode(tokens[:cut], skip_special_tokens=True).strip()
+
+
+def _bitsandbytes_config(load_in: str, device: str) -> Any:
+    import importlib.util
+
+    if not device.startswith("cuda") or importlib.util.find_spec("bitsandbytes") is None:
+        raise InvalidInputError(f"{load_in} loading needs a CUDA GPU and the bitsandbytes package")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_8bit=load_in == "8bit", load_in_4bit=load_in == "4bit")
+
+
+def _device_map(config: Any, device: str, dtype: str) -> Any:
+    """The whole model on `device` when it fits there (90% of free memory), else sharded over all GPUs."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    try:
+        with init_empty_weights():
+            empty = AutoModelForCausalLM.from_config(config)
+        need = sum(p.numel() for p in empty.parameters()) * torch.finfo(getattr(torch, dtype)).bits // 8
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+    except Exception:  # unknown size: let accelerate place it
+        return "auto"
+    return {"": device} if need < 0.9 * free or torch.cuda.device_count() == 1 else "auto"
+
