@@ -67,19 +67,9 @@ def tiny_gpt2(vocab_size: int, seed: int, n_embd: int = 64, n_layer: int = 2):
 
 def train_steps(model, tokenizer, steps: int = 10, lr: float = 1e-4, seed: int = 0):
     """A few steps of causal-LM loss on `SENTENCES` (the child of a parent)."""
-    import torch
+    from hf_dna.pipeline.derive import finetune
 
-    torch.manual_seed(seed)
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return model.eval()
+    return finetune(model, tokenizer, SENTENCES, steps=steps, lr=lr, seed=seed)
 
 
 def save_model(model, tokenizer_dir: Path, out_dir: Path) -> Path:

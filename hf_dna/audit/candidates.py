@@ -10,7 +10,7 @@ import numpy as np
 
 from ..evidence.relation import RelationModel
 from ..evidence.static import static_match
-from ..evidence.weights import compare_sketches
+from ..evidence.weights import MIN_TENSORS, compare_sketches
 from ..pipeline.record import DNARecord, check_compatible
 from ..reference.layout import CALIBRATION_NAME, CONFIG_NAME
 from ..reference.store import ReferenceStore, default_store_dirs
@@ -129,7 +129,9 @@ def weight_matches(record: DNARecord, records: list[DNARecord], notes: list[str]
     for rec in records:
         theirs = (rec.evidence or {}).get("weights")
         match = compare_sketches(mine, theirs) if theirs else None
-        out.append(match if match and match.get("similarity") is not None else None)
+        # a tensor or two of equal shape (an embedding of the same size in another architecture) decide nothing
+        usable = match and match.get("similarity") is not None and match["tensors_compared"] >= MIN_TENSORS
+        out.append(match if usable else None)
     if not any(out):
         with_weights = sum(1 for rec in records if (rec.evidence or {}).get("weights"))
         notes.append(f"weights: {with_weights} reference model(s) carry a weight sketch, none of the same shapes"

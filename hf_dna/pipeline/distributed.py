@@ -68,5 +68,7 @@ def _extract_split_probes(model: str, probe_set: Any, state: Any, progress: bool
         merged.update(part)
     if not state.is_main_process:
         return None
-    dna_options = {k: options[k] for k in ("dim", "seed", "encoder") if k in options}
-    return record_from_responses(job.responses(merged), probe_set, **dna_options)
+    dna_options = {k: options[k] for k in ("dim", "seed", "encoder", "weights") if k in options}
+    answers = job.responses(merged)
+    answers.model_id = options.get("name") or answers.model_id
+    return record_from_responses(answers, probe_set, **dna_options)

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import HfDnaError, InvalidInputError
 from ..evidence.sketches import record_evidence
 from ..evidence.weights import weight_evidence
-from ..hub import ModelMetadata
+from ..hub import ModelMetadata, local_metadata
 from .backends.api import ApiSettings, api_responses
 from .backends.responses_file import read_responses_file
 from .device import torch_threads
@@ -96,8 +96,12 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
             encoder: str | Encoder = DEFAULT_ENCODER, revision: str | None = None, token: str | None = None,
             cache_dir: str | None = None, progress: bool = True, gguf_file: str | None = None,
             use_cache: bool = True, metadata: ModelMetadata | None = None, backend: str = "transformers",
-            api: ApiSettings | None = None) -> DNARecord:
+            api: ApiSettings | None = None, name: str | None = None, weights: bool = True) -> DNARecord:
     """The DNA of `model`: from its `responses` file when given, else generated (cached) with `settings`.
+
+    `name`: the record's model id (default: `model`, or a local directory's name). When `model` is a local
+    dir or file, its files' static evidence and (`weights`) weight sketch go into the record, also with
+    `responses`.
 
     `metadata`: the model's metadata when the caller already read it (the audit reads it once for the card),
     used for the record's static evidence instead of reading the model's files again.
@@ -109,8 +113,11 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
         raise InvalidInputError("API settings (base URL, key variable, concurrency) need backend 'api'")
     probe_set = as_probe_set(probes)
     if responses is not None:
-        answers = read_responses_file(responses, probe_set, model_id=model)
-        answers.model_id = model
+        answers = read_responses_file(responses, probe_set, model_id=name or model)
+        answers.model_id = name or model
+        if os.path.exists(model):  # the model's own files are here: read their evidence too
+            answers.files = model
+            answers.static = (metadata or _local_metadata(model) or ModelMetadata(model)).static_evidence
     elif backend == "api":
         if gguf_file is not None:
             raise InvalidInputError("--gguf-file does not apply to --backend api (the server holds the weights)")
@@ -120,4 +127,13 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
         answers = generate_responses(model, probe_set, settings, revision=revision, token=token,
                                      cache_dir=cache_dir, gguf_file=gguf_file, progress=progress,
                                      use_cache=use_cache, metadata=metadata)
-    return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder)
+    if name:
+        answers.model_id = name
+    return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder, weights=weights)
+
+
+def _local_metadata(path: str) -> ModelMetadata | None:
+    try:
+        return local_metadata(path)
+    except (HfDnaError, OSError, ValueError):
+        return None

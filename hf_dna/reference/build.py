@@ -248,5 +248,19 @@ def add_records(out_dir: str | os.PathLike, records: list[DNARecord], lineage_cs
         notes.append("calibration kept (fitted before these records; --refit to refit on all)")
     else:
         notes.append("no calibration: the audit reports nearest models and distances, marked uncalibrated")
+    added = sorted({r.model_id for r in records})
+    store.readme = _with_added_section(store.readme or store.dataset_card(), added, notes)
     store.save(directory)
     return store, notes
+
+
+ADDED_HEADING = "## Records added with `hf-dna reference add`"
+
+
+def _with_added_section(readme: str, model_ids: list[str], notes: list[str]) -> str:
+    """The store's card with the added models listed under `ADDED_HEADING` (provenance of what is not rebuilt by
+    the card's own command)."""
+    line = f"- {', '.join(f'`{m}`' for m in model_ids)}: {'; '.join(notes)}"
+    if ADDED_HEADING in readme:
+        return readme.rstrip("\n") + "\n" + line + "\n"
+    return readme.rstrip("\n") + f"\n\n{ADDED_HEADING}\n\n{line}\n"

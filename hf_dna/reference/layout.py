@@ -12,6 +12,7 @@ Layout (identical in a local dir and in the Hub dataset repo, readable by `datas
 from __future__ import annotations
 
 import io
+from pathlib import PurePosixPath
 from typing import Any
 
 from .. import hub
@@ -41,7 +42,8 @@ def record_path(model_id: str, revision: str) -> str:
     org, _, name = model_id.rpartition("/")
     safe_revision = (revision or "local").replace("/", "--")
     safe_name = name.replace(":", "--")  # API ids such as `org/model:free`; ':' is not allowed in Windows paths
-    return f"data/{org or '_'}/{safe_name}/{safe_revision}.parquet"
+    # normalised ("a//b" -> "a/b"): ids such as local paths must map to the file name the store really has
+    return PurePosixPath(f"data/{org or '_'}/{safe_name}/{safe_revision}.parquet").as_posix()
 
 
 def config_for(record: DNARecord) -> dict[str, Any]:

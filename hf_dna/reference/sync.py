@@ -27,18 +27,7 @@ from ..pipeline.record import (
     check_compatible,
     read_records,
 )
-from .layout import (
-    CALIBRATION_NAME,
-    CONFIG_NAME,
-    LINEAGE_NAME,
-    README_NAME,
-    STORE_PATTERNS,
-    check_against_config,
-    config_for,
-    record_bytes,
-    record_path,
-    with_dataset_metadata,
-)
+from . import layout
 from .store import ReferenceStore
 
 
@@ -101,18 +90,18 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
         path = hub.download_file(repo_id, name, repo_type="dataset", revision=head, token=token)
         return Path(path).read_text(encoding="utf-8")
 
-    if CONFIG_NAME in existing:
+    if layout.CONFIG_NAME in existing:
         try:
-            config = json.loads(remote_text(CONFIG_NAME))
+            config = json.loads(remote_text(layout.CONFIG_NAME))
         except ValueError:
-            raise ReferenceStoreError(f"{repo_id}/{CONFIG_NAME} is not valid JSON") from None
+            raise ReferenceStoreError(f"{repo_id}/{layout.CONFIG_NAME} is not valid JSON") from None
     else:
-        config = config_for(records[0])
-        files[CONFIG_NAME] = json.dumps(config, indent=2, sort_keys=True) + "\n"
+        config = layout.config_for(records[0])
+        files[layout.CONFIG_NAME] = json.dumps(config, indent=2, sort_keys=True) + "\n"
     for record in records:
-        check_against_config(record, config, f"Hub reference {repo_id}")
+        layout.check_against_config(record, config, f"Hub reference {repo_id}")
     for record in records:
-        path, data = record_path(record.model_id, record.revision), record_bytes(record)
+        path, data = layout.record_path(record.model_id, record.revision), layout.record_bytes(record)
         if path in existing:
             if hub.content_matches(existing[path], data):  # same bytes: no download needed
                 result.unchanged.append(path)
@@ -131,17 +120,17 @@ def _plan_push(repo_id: str, head: str, records: list[DNARecord], store: Referen
         files[path] = data
     if store is not None and store.lineage_table:
         remote_lineage = {}
-        if LINEAGE_NAME in existing:
-            local_copy = hub.download_file(repo_id, LINEAGE_NAME, repo_type="dataset", revision=head, token=token)
+        if layout.LINEAGE_NAME in existing:
+            local_copy = hub.download_file(repo_id, layout.LINEAGE_NAME, repo_type="dataset", revision=head, token=token)
             remote_lineage = read_lineage(local_copy)
         merged = {**store.lineage_table, **remote_lineage}  # never rewrite rows somebody else pushed
         if merged != remote_lineage:
-            files[LINEAGE_NAME] = lineage_csv(merged)
-    if store is not None and store.calibration is not None and (overwrite or CALIBRATION_NAME not in existing):
-        files[CALIBRATION_NAME] = json.dumps(store.calibration, indent=2) + "\n"
-    if README_NAME not in existing and files:
+            files[layout.LINEAGE_NAME] = lineage_csv(merged)
+    if store is not None and store.calibration is not None and (overwrite or layout.CALIBRATION_NAME not in existing):
+        files[layout.CALIBRATION_NAME] = json.dumps(store.calibration, indent=2) + "\n"
+    if layout.README_NAME not in existing and files:
         card_store = store or ReferenceStore(config=config)
-        files[README_NAME] = with_dataset_metadata(card_store.readme or card_store.dataset_card(repo_id=repo_id))
+        files[layout.README_NAME] = layout.with_dataset_metadata(card_store.readme or card_store.dataset_card(repo_id=repo_id))
     return files, result
 
 
@@ -149,7 +138,7 @@ def pull(repo_id: str, local_dir: str | os.PathLike, token: str | bool | None = 
          revision: str | None = None) -> ReferenceStore:
     """Download a Hub reference dataset into `local_dir` and load it."""
     hub.snapshot_repo(repo_id, local_dir=local_dir, repo_type="dataset", revision=revision, token=token,
-                      allow_patterns=STORE_PATTERNS)
+                      allow_patterns=layout.STORE_PATTERNS)
     store = ReferenceStore._load_dir(Path(local_dir))
     store.source = repo_id
     return store
