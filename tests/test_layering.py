@@ -23,6 +23,7 @@ FORBIDDEN = {
     "hf_dna.reference": ("hf_dna.audit", "hf_dna.report", "hf_dna.cli"),
     "hf_dna.audit": ("hf_dna.report", "hf_dna.cli"),
     "hf_dna.report": ("hf_dna.cli",),
+    "hf_dna.scan": ("hf_dna.report", "hf_dna.cli"),
 }
 
 
