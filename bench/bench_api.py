@@ -26,18 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_dna.pipeline.backends.api import ApiSettings, api_responses
 from hf_dna.pipeline.probes import load_probe_set
 from tests.openai_server import OpenAIServer, echo_answerer
+from bench.hardware import cpu_name as cpu_model  # noqa: E402
 
 KINDS = ["429", "500", "503", "drop", "malformed", "hang"]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(server: OpenAIServer, probes, concurrency: int, cache: str, **api) -> tuple[float, object]:

@@ -7,22 +7,18 @@ and the CPU. Usage: python bench/bench_reference.py [--n 100000] [--dim 128] [--
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.hardware import cpu_name  # noqa: E402
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+
 
 
 def synthetic_store(n: int, dim: int):

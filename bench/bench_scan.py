@@ -50,20 +50,9 @@ def hardware() -> str:
 
 def build_models(root: Path) -> dict[str, Path]:
     """The tests' tiny models, saved as safetensors dirs under `root`."""
-    import torch
+    from tests.fixtures_models import build_tiny_models
 
-    from tests.fixtures_models import save_model, tiny_gpt2, tiny_llama, tiny_tokenizer, train_steps
-
-    tok_dir = root / "tokenizer"
-    tokenizer = tiny_tokenizer(tok_dir)
-    vocab = len(tokenizer)
-    with torch.random.fork_rng():
-        parent = tiny_llama(vocab, seed=1)
-        paths = {"parent": save_model(parent, tok_dir, root / "parent")}
-        paths["child"] = save_model(train_steps(parent, tokenizer), tok_dir, root / "child")
-        paths["unrelated"] = save_model(tiny_llama(vocab, seed=2), tok_dir, root / "unrelated")
-        paths["gpt2"] = save_model(tiny_gpt2(vocab, seed=3), tok_dir, root / "gpt2")
-    return paths
+    return build_tiny_models(root)
 
 
 def records(directory: Path) -> dict[str, dict]:

@@ -63,21 +63,15 @@ os.environ["HF_HUB_CACHE"] = str(_TMP / "hub-cache")
 import numpy as np
 
 from hf_dna.evidence import weights as W
+from hf_dna.evidence.metrics import auc as pair_auc  # noqa: E402
+from hf_dna.pipeline import derive  # noqa: E402
+from bench.hardware import cpu_name  # noqa: E402
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+    return pair_auc(np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))])
 
 
 def best_of(fn, repeat: int = 3) -> tuple[float, object]:
@@ -219,34 +213,12 @@ def gemma_path() -> Path | None:
 
 
 def load_plain(gguf_file: Path):
-    """A GGUF dequantized by transformers, moved into a plain model (a GGUF-loaded model refuses save_pretrained)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
-    config = copy.deepcopy(loaded.config)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict())
-    return plain.eval(), tokenizer
+    """A GGUF dequantized by transformers, moved into a plain model (`hf_dna.pipeline.derive.dequantized`)."""
+    return derive.dequantized(gguf_file)
 
 
 def text_steps(model, tokenizer, steps: int, lr: float):
-    import torch
-
-    torch.manual_seed(0)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        model(**batch, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return model.eval()
+    return derive.finetune(model, tokenizer, SENTENCES, steps=steps, lr=lr, seed=0)
 
 
 def real_models(lines: list[str], with_gemma: bool, timing: dict) -> dict[str, Path]:

@@ -79,12 +79,11 @@ def save_model(model, tokenizer_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """Directories of tiny random-init models: parent, child (parent + 10 training steps), unrelated, gpt2."""
+def build_tiny_models(root: Path) -> dict[str, Path]:
+    """Directories of tiny random-init models under `root`: parent, child (parent + 10 training steps),
+    unrelated (same config, another init), gpt2 (another architecture)."""
     import torch
 
-    root = tmp_path_factory.mktemp("tiny-models")
     tok_dir = root / "tokenizer"
     tokenizer = tiny_tokenizer(tok_dir)
     vocab = len(tokenizer)
@@ -95,6 +94,12 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         paths["unrelated"] = save_model(tiny_llama(vocab, seed=2), tok_dir, root / "unrelated")
         paths["gpt2"] = save_model(tiny_gpt2(vocab, seed=3), tok_dir, root / "gpt2")
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """`build_tiny_models`, once per test session."""
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture(scope="session")

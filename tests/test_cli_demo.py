@@ -1,4 +1,4 @@
-"""`hf-dna demo`, the README's main job, on a probe subset that has an embedded store."""
+"""`hf-dna demo`, the README's main job: a fine-tune made from the shipped SmolLM2, found with its source."""
 from __future__ import annotations
 
 import json
@@ -10,26 +10,34 @@ from hf_dna.cli import main
 
 
 @pytest.mark.slow
-def test_demo_audits_the_shipped_model_against_the_embedded_reference(smollm2_gguf, tmp_path, monkeypatch):
+def test_demo_flags_the_undeclared_base_of_the_fine_tune_it_makes(smollm2_gguf, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # the demo model is made here, once
     monkeypatch.setenv("HF_DNA_CACHE", str(tmp_path / "cache"))
-    result = CliRunner().invoke(main, ["demo", "--probes", "paper600:50", "--format", "json", "--quiet"])
+    args = ["demo", "--probes", "paper600:50", "--max-new-tokens", "16", "--format", "json", "--quiet"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "de-quantizing" not in result.output and "it/s" not in result.output  # --quiet: no loader bars either
     verdict = json.loads(result.stdout)
-    assert verdict["model"].endswith(smollm2_gguf.name) and verdict["declared"]["source"] == "none"
+    assert verdict["model"].endswith("acme-support-135m-10-steps")
+    assert verdict["declared"] == {"base_models": [], "relation": None, "source": "card"}  # a card naming no base
+    assert (tmp_path / "hf-home" / "hf-dna" / "demo" / "acme-support-135m-10-steps" / "model.safetensors").is_file()
     record = verdict["record"]
-    assert record["probe_set"] == "paper600:50" and record["n_probes"] == 50
-    assert record["generation"]["sampling"] is True and record["generation"]["chat_template_used"] is False
-    assert set(record["evidence"]) == {"lex", "emb1024", "probe64", "lexprobe64", "static"}
-    static = record["evidence"]["static"]  # read from the GGUF header
-    assert static["architectures"] == ["llama"] and len(static["tokenizer_vocab_hash"]) == 64
-    nearest = verdict["nearest"]
-    assert len(nearest) == 5 and all(0.0 <= n["probability"] <= 1.0 for n in nearest)
-    assert [n["probability"] for n in nearest] == sorted((n["probability"] for n in nearest), reverse=True)
-    assert verdict["verdict"] in {"clean", "flagged"}
+    assert record["probe_set"] == "paper600:50" and record["generation"]["sampling"] is True
+    assert {"weights", "static", "probe64"} <= set(record["evidence"])
+    assert verdict["flags"][0]["code"] == "undeclared-base"  # the finding: true, and found by the audit
+    evidence = verdict["flags"][0]["evidence"]
+    assert evidence["decided_by"] == "weights" and evidence["suggested_relation"] == "finetune"
+    assert evidence["suggested_base_models"][:2] == ["HuggingFaceTB/SmolLM2-135M-Instruct",
+                                                     "HuggingFaceTB/SmolLM2-135M"]
+    top = verdict["nearest"][0]
+    assert top["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and top["weights"] == "close"
+    assert 0.0 <= top["probability"] <= 1.0  # behaviour is measured too, beside the weights
+    assert set(verdict["evidence"]) == {"weights", "behaviour", "static"}
+    again = CliRunner().invoke(main, args)  # second run: the model and its answers are cached
+    assert again.exit_code == 0 and json.loads(again.stdout)["flags"] == verdict["flags"]
 
 
 def test_demo_needs_a_probe_set_with_an_embedded_store():
-    result = CliRunner().invoke(main, ["demo", "--probes", "rand-en-5", "--quiet"])
+    result = CliRunner().invoke(main, ["demo", "--model", "smollm2", "--probes", "rand-en-5", "--quiet"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1

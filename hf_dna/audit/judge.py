@@ -80,13 +80,15 @@ def _neighbour(cands: Candidates, lineage: ReferenceLineage, i: int) -> Neighbou
     match = cands.weights[i] if cands.weights else None
     return Neighbour(cands.records[i].model_id, round(float(cands.distance[i]), 6), _probability(cands, i),
                      lineage.family(cands.records[i].model_id), match.get("relation") if match else None,
-                     round(float(match["similarity"]), 4) if match else None)
+                     round(float(match["similarity"]), 6) if match else None)
 
 
 def _weights_text(match: dict[str, Any]) -> str:
-    return (f"median r={match['similarity']:.3f} over {match['tensors_compared']} tensors"
-            + (f", {match['within_noise']:.0%} within storage/quantization noise"
-               if match.get("within_noise") is not None else ""))
+    r = match["similarity"]
+    return (f"median r={r:.6f}" if r > 0.999 else f"median r={r:.3f}") + (
+        f" over {match['tensors_compared']} tensors"
+        + (f", {match['within_noise']:.0%} within storage/quantization noise"
+           if match.get("within_noise") is not None else ""))
 
 
 def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray,

@@ -22,7 +22,7 @@ def format_text(verdict: dict[str, Any]) -> str:
              f"probes: {verdict['record']['probe_set']} ({verdict['record']['n_probes']})", "nearest reference models:"]
     width = max([len(n["model_id"]) for n in verdict["nearest"]] + [8])
     for n in verdict["nearest"]:
-        weights = f"  weights={n['weights']} (r={n['weight_similarity']:.3f})" if n.get("weights") else ""
+        weights = f"  weights={n['weights']} (r={n['weight_similarity']:.6f})" if n.get("weights") else ""
         lines.append(f"  {n['model_id']:<{width}}  P(related)={_p(n['probability'], 3)}  distance={n['distance']:.4f}"
                      f"  family={n['family'] or '?'}{weights}")
     lines += [f"evidence {kind}: {said}" for kind, said in (verdict.get("evidence") or {}).items() if said]

@@ -19,8 +19,11 @@ CHOICES = ("finetune", *sorted(TRUE_BASE))
               help="Probe subset; the embedded reference must hold a store for it (paper600:50 or paper600:100).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
               show_default=True, help="Output format, as in `hf-dna audit`.")
+@click.option("--max-new-tokens", type=click.IntRange(1, 256), default=256, show_default=True,
+              help="Tokens per answer: the reference's 256, or fewer for a quicker run (behaviour then compares less "
+                   "well with the reference's answers; the weights do not care).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo_cmd(name: str, probes: str, fmt: str, quiet: bool) -> None:
+def demo_cmd(name: str, probes: str, fmt: str, max_new_tokens: int, quiet: bool) -> None:
     """Audit a small real model against the embedded reference, with no base model declared.
 
     \b
@@ -53,7 +56,7 @@ def demo_cmd(name: str, probes: str, fmt: str, quiet: bool) -> None:
         truth = TRUE_BASE[name]
     if not quiet:
         click.echo(f"Auditing {path.name} (true origin: {truth}); first run generates its responses...", err=True)
-    verdict = audit(str(path), probes=probes, settings=GenerationSettings.paper(max_new_tokens=256),
+    verdict = audit(str(path), probes=probes, settings=GenerationSettings.paper(max_new_tokens=max_new_tokens),
                     progress=not quiet)
     click.echo(render(verdict.to_dict(), fmt, set()))
 

@@ -355,20 +355,20 @@ def _umask() -> int:
 def check_output_dir(out_dir: str | os.PathLike) -> None:
     """Raise a one-line `InvalidInputError` unless `out_dir` is (or can be created as) a writable directory.
 
-    Tried for real, before any work: the directory is created and a probe file written and removed (permission
-    bits say little for root, and nothing for read-only or virtual file systems)."""
+    Tried for real, before any work, and leaving nothing behind: a scratch directory is made and removed in the
+    nearest existing parent (permission bits say little for root, and nothing for read-only or virtual file
+    systems)."""
+    import tempfile
+
     out = Path(out_dir).absolute()
     existing = next(p for p in [out, *out.parents] if p.exists())
     if not existing.is_dir():
         reason = "it is a file" if existing == out else f"{existing} is a file"
         raise InvalidInputError(f"cannot write the report to {out_dir}: {reason}")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".hf-dna-write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        os.rmdir(tempfile.mkdtemp(prefix=".hf-dna-write-check-", dir=existing))
     except OSError as err:
-        raise InvalidInputError(f"cannot write the report to {out_dir}: {err.strerror or err}") from None
+        raise InvalidInputError(f"cannot write the report to {out_dir}: {existing}: {err.strerror or err}") from None
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> list[Path]:
