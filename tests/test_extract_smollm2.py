@@ -38,3 +38,20 @@ def test_smollm2_child_is_closer_than_an_unrelated_model(smollm2_responses, smol
     ratio = np.linalg.norm(dna["smollm2"] - dna["child"]) / np.linalg.norm(dna["smollm2"] - dna["unrelated"])
     print("SmolLM2: d(parent,child)/d(parent,unrelated) =", round(float(ratio), 3))
     assert ratio < 1
+
+
+def test_gguf_load_with_the_memoized_name_map_gives_the_same_weights(smollm2_gguf, smollm2_generator):
+    """hf-dna loads GGUF files with gguf's tensor-name map built once (not once per module): same tensors as a plain
+    transformers load, and gguf's function is restored afterwards."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    before = gguf.get_tensor_name_map
+    plain = AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name,
+                                                 dtype=getattr(torch, smollm2_generator.dtype))
+    assert gguf.get_tensor_name_map is before
+    ours = smollm2_generator.model.state_dict()
+    theirs = plain.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

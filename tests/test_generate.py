@@ -208,3 +208,32 @@ def test_prompts_longer_than_the_context_are_cut(tiny_models):
     assert full > 256 and len(cut) == 256 - 8  # the tiny Llama has 256 positions
     texts = generate_responses(str(tiny_models["parent"]), huge, settings, use_cache=False, progress=False).texts
     assert len(texts) == 1 and texts[0]
+
+
+def test_model_is_released_before_encoding_and_reloads_the_same(tiny_models, probes, parent_texts, monkeypatch):
+    """generate_responses frees the LM (a reference cycle otherwise kept until the next GC) before returning, so the
+    sentence encoder's peak does not come on top of it; a released generator reloads and answers the same."""
+    import gc
+    import weakref
+
+    from hf_dna.pipeline.generate import ResponseJob
+
+    released = []
+    original = TransformersGenerator.release
+
+    def spy(self):
+        model = weakref.ref(self._model) if self._model is not None else None
+        original(self)
+        released.append(model)
+
+    monkeypatch.setattr(TransformersGenerator, "release", spy)
+    assert generate_responses(str(tiny_models["parent"]), probes, GREEDY, progress=False, use_cache=False).texts == parent_texts
+    assert len(released) == 1 and released[0] is not None
+    gc.collect()
+    assert released[0]() is None  # nothing else holds the model
+    job = ResponseJob(str(tiny_models["parent"]), probes, GREEDY, use_cache=False)
+    first = job.run(list(range(len(job.batches))), progress=False)
+    job.generator.release()
+    assert job.generator._model is None
+    job.generator.release()  # idempotent
+    assert job.run(list(range(len(job.batches))), progress=False) == first

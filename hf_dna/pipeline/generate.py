@@ -87,6 +87,8 @@ def generate_responses(model: str, probe_set: ProbeSet, settings: GenerationSett
     """
     job = ResponseJob(model, probe_set, settings, revision=revision, token=token, cache_dir=cache_dir,
                       gguf_file=gguf_file, use_cache=use_cache, metadata=metadata)
-    return job.responses(job.run(list(range(len(job.batches))), progress))
+    texts = job.run(list(range(len(job.batches))), progress)
+    job.generator.release()  # the LM's memory is free before the sentence encoder loads (lower peak RSS)
+    return job.responses(texts)
 
 
