@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +12,6 @@ from hf_dna.cli import main
 
 @pytest.mark.slow
 def test_demo_flags_the_undeclared_base_of_the_fine_tune_it_makes(smollm2_gguf, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # the demo model is made here, once
     monkeypatch.setenv("HF_DNA_CACHE", str(tmp_path / "cache"))
     args = ["demo", "--probes", "paper600:50", "--max-new-tokens", "16", "--format", "json", "--quiet"]
     result = CliRunner().invoke(main, args)
@@ -20,7 +20,8 @@ def test_demo_flags_the_undeclared_base_of_the_fine_tune_it_makes(smollm2_gguf, 
     verdict = json.loads(result.stdout)
     assert verdict["model"].endswith("acme-support-135m-10-steps")
     assert verdict["declared"] == {"base_models": [], "relation": None, "source": "card"}  # a card naming no base
-    assert (tmp_path / "hf-home" / "hf-dna" / "demo" / "acme-support-135m-10-steps" / "model.safetensors").is_file()
+    made = Path(verdict["model"])  # under $HF_HOME/hf-dna/demo: bf16 safetensors and a card naming no base
+    assert (made / "model.safetensors").is_file() and "base_model" not in (made / "README.md").read_text()
     record = verdict["record"]
     assert record["probe_set"] == "paper600:50" and record["generation"]["sampling"] is True
     assert {"weights", "static", "probe64"} <= set(record["evidence"])
