@@ -55,11 +55,13 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     threshold = points.relative_at(relative_posterior) if points else None
     flags = []
     flags += _undeclared_base(model, declared, cands, lineage, order, threshold, points, notes)
-    flags += _unsupported_bases(declared, cands, lineage, notes, points)
+    flags += _unsupported_bases(declared, cands, lineage, notes, points, order)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
-    notes += _static_notes(cands, order)
-    return Verdict(model, declared, nearest, flags, record, notes, _evidence_summary(record, cands, order, threshold))
+    same_vocab = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
+    notes += _static_notes(same_vocab)
+    return Verdict(model, declared, nearest, flags, record, notes,
+                   _evidence_summary(record, cands, order, threshold, same_vocab))
 
 
 def _order(cands: Candidates) -> np.ndarray:
@@ -91,8 +93,8 @@ def _weights_text(match: dict[str, Any]) -> str:
            if match.get("within_noise") is not None else ""))
 
 
-def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray,
-                      threshold: float | None) -> dict[str, str]:
+def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, threshold: float | None,
+                      same_vocab: list[str]) -> dict[str, str]:
     """One line per kind of evidence: what it said about the closest candidates."""
     out = {}
     own = (record.evidence or {}).get("weights")
@@ -114,16 +116,15 @@ def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray,
         where = "at or above" if threshold is not None and cands.probability[top] >= threshold else "below"
         out["behaviour"] = (f"closest {cands.records[top].model_id} P(related)={cands.probability[top]:.2f}, "
                             f"{where} the decision point {threshold:.2f}" if threshold is not None else "")
-    same = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
-    if same:
-        out["static"] = f"same tokenizer vocabulary as {', '.join(same[:3])}" + (" and more" if len(same) > 3 else "")
+    if same_vocab:
+        out["static"] = (f"same tokenizer vocabulary as {', '.join(same_vocab[:3])}"
+                         + (" and more" if len(same_vocab) > 3 else ""))
     return out
 
 
-def _static_notes(cands: Candidates, order: np.ndarray, most: int = 5) -> list[str]:
+def _static_notes(same: list[str], most: int = 5) -> list[str]:
     """Reference models whose files show the same tokenizer vocabulary (static evidence, reported beside the
-    verdict: the reference's calibration has no static evidence to weigh it)."""
-    same = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
+    verdict: the reference's calibration has no static evidence to weigh it), in candidate order."""
     if not same:
         return []
     more = f" and {len(same) - most} more" if len(same) > most else ""
@@ -207,7 +208,7 @@ def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage:
 
 
 def _unsupported_bases(declared: Declared, cands: Candidates, lineage: ReferenceLineage, notes: list[str],
-                       points: DecisionPoints | None) -> list[Flag]:
+                       points: DecisionPoints | None, order: np.ndarray) -> list[Flag]:
     flags = []
     for base in declared.base_models:
         i = cands.index(base)
@@ -217,7 +218,7 @@ def _unsupported_bases(declared: Declared, cands: Candidates, lineage: Reference
         weights = cands.weight_relation(i)
         if weights in WEIGHT_RELATIONS:
             continue
-        best = int(_order(cands)[0]) if len(cands.records) else i
+        best = int(order[0]) if len(cands.records) else i
         if weights == "unrelated":
             match = cands.weights[i]
             message = (f"declared base {base} is not supported by the weights: same shapes but unrelated values "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,25 +43,38 @@ class ResponseCache:
     def enabled(self) -> bool:
         return self.dir is not None
 
-    def load(self) -> dict[int, str]:
-        """Every response cached so far (unreadable batch files, e.g. from a full disk, are ignored)."""
-        found: dict[int, str] = {}
+    def payloads(self) -> Iterator[dict[str, Any]]:
+        """The content of each readable batch file, in file order (unreadable ones, e.g. from a full disk, are
+        skipped)."""
         if not self.enabled or not self.dir.is_dir():
-            return found
+            return
         for path in sorted(self.dir.glob("batch-*.json")):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                yield data
+
+    def load(self) -> dict[int, str]:
+        """Every response cached so far (batch files that cannot be read are ignored)."""
+        found: dict[int, str] = {}
+        for data in self.payloads():
+            try:
                 found.update(zip((int(i) for i in data["indices"]), data["texts"]))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 continue
         return found
 
     def save_batch(self, batch_no: int, indices: list[int], texts: list[str]) -> None:
         """Persist one finished batch (atomic: a half-written batch is never read back)."""
+        self.write_payload(batch_no, {"indices": [int(i) for i in indices], "texts": list(texts)})
+
+    def write_payload(self, batch_no: int, payload: dict[str, Any]) -> None:
+        """Write batch file `batch_no` (and the key description, once), atomically."""
         if not self.enabled:
             return
         meta = self.dir / "key.json"
         if not meta.exists():
             atomic_write_text(meta, json.dumps(self.description, indent=1, sort_keys=True, ensure_ascii=False))
-        payload = {"indices": [int(i) for i in indices], "texts": list(texts)}
         atomic_write_text(self.dir / f"batch-{batch_no:06d}.json", json.dumps(payload, ensure_ascii=False))

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HfDnaError, InvalidInputError
+from ..errors import InvalidInputError
 from ..evidence.sketches import record_evidence
 from ..evidence.weights import weight_evidence
-from ..hub import ModelMetadata, local_metadata
+from ..hub import ModelMetadata
 from .backends.api import ApiSettings, api_responses
 from .backends.responses_file import read_responses_file
+from .backends.transformers import local_metadata_or_none
 from .device import torch_threads
 from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
 from .embed import DEFAULT_ENCODER, Encoder, load_encoder
@@ -117,7 +118,7 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
         answers.model_id = name or model
         if os.path.exists(model):  # the model's own files are here: read their evidence too
             answers.files = model
-            answers.static = (metadata or _local_metadata(model) or ModelMetadata(model)).static_evidence
+            answers.static = (metadata or local_metadata_or_none(model) or ModelMetadata(model)).static_evidence
     elif backend == "api":
         if gguf_file is not None:
             raise InvalidInputError("--gguf-file does not apply to --backend api (the server holds the weights)")
@@ -131,9 +132,3 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
         answers.model_id = name
     return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder, weights=weights)
 
-
-def _local_metadata(path: str) -> ModelMetadata | None:
-    try:
-        return local_metadata(path)
-    except (HfDnaError, OSError, ValueError):
-        return None

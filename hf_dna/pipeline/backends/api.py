@@ -32,7 +32,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..._io import atomic_write_text
 from ...errors import ApiError, InvalidInputError, first_line
 from ...hub import ModelMetadata
 from ..cache import ResponseCache, cache_key, default_cache_dir
@@ -234,20 +233,22 @@ class ApiCache(ResponseCache):
     _lock = threading.Lock()  # one writer at a time: atomic writes touch the process umask
 
     def save_answer(self, index: int, answer: Answer) -> None:
-        if not self.enabled:
-            return
         payload = {"indices": [int(index)], "texts": [answer.text], "status": [answer.status], "sent": answer.sent,
                    "served_model": answer.served_model}
         with self._lock:
-            meta = self.dir / "key.json"
-            if not meta.exists():
-                atomic_write_text(meta, json.dumps(self.description, indent=1, sort_keys=True, ensure_ascii=False))
-            atomic_write_text(self.dir / f"batch-{int(index):06d}.json", json.dumps(payload, ensure_ascii=False))
+            self.write_payload(int(index), payload)
 
     def load_answers(self) -> dict[int, Answer]:
         found: dict[int, Answer] = {}
-        if not self.enabled or not self.dir.is_dir():
-            return found
+        for data in self.payloads():
+            try:
+                statuses = data.get("status") or [None] * len(data["indices"])
+                for i, text, status in zip(data["indices"], data["texts"], statuses):
+                    found[int(i)] = Answer(str(text), status or ("empty" if not str(text).strip() else "stop"),
+                                           dict(data.get("sent") or {}), data.get("served_model"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return found
         for path in sorted(self.dir.glob("batch-*.json")):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))

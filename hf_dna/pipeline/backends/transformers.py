@@ -67,8 +67,13 @@ def resolve_source(model: str, revision: str | None = None, token: str | None = 
 
 def file_metadata(source: ModelSource) -> hub.ModelMetadata | None:
     """The metadata read from the model's files on disk (None when unreadable)."""
+    return local_metadata_or_none(source.path / source.gguf_file if source.gguf_file else source.path)
+
+
+def local_metadata_or_none(path: str | Path) -> hub.ModelMetadata | None:
+    """`hub.local_metadata` of a local model dir or file, None when its files cannot be read."""
     try:
-        return hub.local_metadata(source.path / source.gguf_file if source.gguf_file else source.path)
+        return hub.local_metadata(path)
     except (HfDnaError, OSError, ValueError):
         return None
 
