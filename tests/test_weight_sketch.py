@@ -347,6 +347,7 @@ def test_casts_reshards_and_quantizations_are_near_identical(sketches, name):
     assert result["relation"] == "near-identical", result["note"]
     assert result["tensors_compared"] >= 20 and result["similarity"] > 0.99
     assert W.compare_sketches(sketches[name], sketches["base"])["relation"] == "near-identical"  # symmetric
+    assert result["p_related"] > result["p_decision"]  # the fitted calibration (weight_calibration.json)
     statuses = {t["status"] for t in result["per_tensor"].values()}
     if name.startswith(("gguf-Q", "bnb-")):  # the difference is the quantization noise the file's blocks imply
         assert "quantized" in statuses
@@ -356,7 +357,7 @@ def test_casts_reshards_and_quantizations_are_near_identical(sketches, name):
 def test_finetunes_merges_and_added_tokens_are_close(sketches, name):
     result = W.compare_sketches(sketches["base"], sketches[name])
     assert result["relation"] == "close", result["note"]
-    assert result["similarity"] > W.R_UNRELATED
+    assert result["p_related"] > result["p_decision"]
     assert "fine-tune" in result["note"]
 
 
@@ -394,6 +395,7 @@ def test_unrelated_same_shape_model_is_unrelated(sketches, name):
     result = W.compare_sketches(sketches["base"], sketches[name])
     assert result["relation"] == "unrelated", result["note"]
     assert result["tensors_compared"] >= 20 and abs(result["similarity"]) < 0.15
+    assert result["p_related"] < result["p_decision"]
 
 
 def test_every_true_pair_scores_above_every_unrelated_pair(sketches):
@@ -406,6 +408,7 @@ def test_every_true_pair_scores_above_every_unrelated_pair(sketches):
 def test_different_shapes_give_no_weight_evidence_never_unrelated(sketches):
     result = W.compare_sketches(sketches["base"], sketches["wide"])
     assert result["similarity"] is None and result["relation"] is None and result["tensors_compared"] == 0
+    assert result["p_related"] is None
     assert result["note"] == "no weight evidence: shapes differ"
 
 

@@ -27,21 +27,27 @@ slices (cosine of the centred sketches) and ``D = 2 (1 - r)``, the squared diffe
 variance. A tensor is *same* when ``D <= K_SAME * rounding noise + D_FLOOR`` (a re-upload, cast, re-shard, or a
 dequantized copy of a quantized file); *quantized* when ``D`` is ``Q_LO..Q_HI`` times some sum of the quantization
 noises the two sketches carry (one side quantized from the other's values, or both from a common source); otherwise
-*differs*. The relation: ``unrelated`` when the median ``r`` is below ``R_UNRELATED``; ``near-identical`` when at
-least ``WITHIN_NOISE_MIN`` of the tensors are same or quantized; ``close`` (fine-tune, merge, merged adapter)
-otherwise. Models with no tensor of a common shape give ``similarity=None`` and "no weight evidence: shapes differ",
-never "unrelated".
+*differs*. The relation follows a fitted calibration (`hf_dna.evidence.weight_calibration`, its coefficients and
+decision point in ``weight_calibration.json``, rebuilt by ``python scripts/fit_weight_calibration.py``): a logistic
+regression on the median and lower-quartile ``r`` over the tensors compared gives ``p_related``; below the fitted
+decision point ``unrelated``; at or above it ``near-identical`` when at least ``WITHIN_NOISE_MIN`` of the tensors are
+same or quantized, ``close`` (fine-tune, merge, merged adapter) otherwise. Models with no tensor of a common shape
+give ``similarity=None`` and "no weight evidence: shapes differ", and fewer than ``MIN_TENSORS`` comparable tensors
+give ``relation=None`` ("no weight evidence: only N tensors ..."): never "unrelated".
 
-The defaults were set on `bench/bench_weights.py` (2026-12-02; 3 tiny Llama families of 20 models each and
+The calibration was fitted on 1890 pairs built here (3 tiny Llama families of 20 models from different inits:
+570 derived, 1320 unrelated; AUC 1.0, zero false positives, decision point P=0.41 in the middle of a log-odds margin
+of 8.8). The noise defaults were set on `bench/bench_weights.py` (2026-12-02; the same families and
 SmolLM2-135M: dtype casts, re-sharding, GGUF F16/Q8_0/Q4_1/Q4_0/Q4_K-mix, bitsandbytes nf4/int8, dequantized and
 re-quantized copies, fine-tunes of 3 to 100 steps, merged q/v LoRA, added tokens, unrelated same-config models
 trained on the same text): per tensor, D / rounding noise of casts 0.98 median, 1.44 max (K_SAME 3); D / quantization
 noise of quantized copies 0.57-1.38 (band 0.4-2.5); 72/72 labelled pairs right; unrelated pairs |median r| <= 0.04
-against derived >= 0.89 (AUC 1.0, margin 0.85; R_UNRELATED 0.3). A fine-tune too small to move the
-weights past bf16 rounding (3 AdamW steps at lr 1e-4 on SmolLM2) differs in only 3 of 58 tensors, hence
-WITHIN_NOISE_MIN 0.98. Known miss: re-quantizing weights that are already on a 4-bit grid into another 4-bit format
-(Q4_1 -> Q4_K) is nearly lossless, so those tensors read as differing ("close"). These are defaults, not calibrated
-decision points: the result carries the raw similarity, distance and per-tensor numbers.
+against derived >= 0.89 (AUC 1.0, margin 0.85). A fine-tune too small to move the weights past bf16 rounding
+(3 AdamW steps at lr 1e-4 on SmolLM2) differs in only 3 of 58 tensors, hence WITHIN_NOISE_MIN 0.98. Known miss:
+re-quantizing weights that are already on a 4-bit grid into another 4-bit format (Q4_1 -> Q4_K) is nearly lossless,
+so those tensors read as differing ("close"). The near-identical / close split (K_SAME, Q_LO/Q_HI,
+WITHIN_NOISE_MIN) is still hand-set, not fitted; the result carries the raw similarity, distance and per-tensor
+numbers beside P(related).
 
 Never unpickles anything: only ``*.safetensors`` and ``*.gguf`` are read; a pickle-only model gives None.
 Corrupt or truncated headers raise `CorruptModelFileError`; a tensor type that cannot be decoded raises
@@ -88,8 +94,8 @@ K_SAME = 3.0             #: D <= K_SAME * rounding noise + D_FLOOR: the same wei
 D_FLOOR = 1e-6           #: sketch precision (float16 sketches, summation order)
 Q_LO, Q_HI = 0.4, 2.5    #: D / quantization noise in this band: a quantization of the same weights
 WITHIN_NOISE_MIN = 0.98  #: share of tensors within noise for near-identical (1 in 50 may stray)
-R_UNRELATED = 0.3        #: median correlation below this: unrelated
-MIN_TENSORS = 4          #: fewer tensors compared than this: the note says the evidence is thin
+R_UNRELATED = 0.3        #: the former hand-set cut on median r (kept as a name; the fitted decision point decides)
+MIN_TENSORS = 4          #: fewer tensors compared than this: no weight evidence (relation None)
 
 
 class UnsupportedWeightsError(CorruptModelFileError):
@@ -833,28 +839,16 @@ def _comparable(role: str, a: dict, b: dict) -> bool:
     return a["shape"] == b["shape"] and a["rows"] == b["rows"] and a.get("n_values") == b.get("n_values")
 
 
-def compare_sketches(a: dict, b: dict) -> dict:
-    """How close two models' weights are, from their sketches.
-
-    Returns ``similarity`` (median Pearson r over the tensors compared, the raw per-pair number), ``relation``
-    (``near-identical`` / ``close`` / ``unrelated``, or None without evidence), ``tensors_compared``,
-    ``within_noise`` (share of tensors equal within storage or quantization noise), ``distance`` (median D),
-    ``per_tensor`` ({role: {similarity, distance, noise_rounding, noise_quantization, status}}) and a one-line
-    ``note``. Different shapes give ``similarity=None`` and "no weight evidence: shapes differ".
-    """
-    result: dict[str, Any] = {"similarity": None, "relation": None, "tensors_compared": 0, "within_noise": None,
-                              "distance": None, "per_tensor": {}, "note": ""}
+def _per_tensor(a: dict, b: dict) -> tuple[dict[str, dict], str]:
+    """Per-tensor comparison of two sketches, and why there is none ("" when there is)."""
     for sketch in (a, b):
         if not isinstance(sketch, dict) or sketch.get("scheme") != SCHEME:
-            result["note"] = "no weight evidence: not a weight sketch"
-            return result
+            return {}, "no weight evidence: not a weight sketch"
     if (a.get("version"), a.get("projection")) != (b.get("version"), b.get("projection")):
-        result["note"] = "no weight evidence: sketches were made with different settings (version/projection)"
-        return result
+        return {}, "no weight evidence: sketches were made with different settings (version/projection)"
     ta, tb = a.get("tensors") or {}, b.get("tensors") or {}
     if not ta or not tb:
-        result["note"] = "no weight evidence: a sketch holds no decodable tensor"
-        return result
+        return {}, "no weight evidence: a sketch holds no decodable tensor"
     per_tensor = {}
     shared_shape = False
     for role in sorted(set(ta) & set(tb)):
@@ -889,8 +883,42 @@ def compare_sketches(a: dict, b: dict) -> dict:
         per_tensor[role] = {"similarity": r, "distance": distance, "noise_rounding": rounding,
                             "noise_quantization": quant, "noise_ratio": ratio, "status": status}
     if not per_tensor:
-        result["note"] = ("no weight evidence: shapes differ" if not shared_shape
-                          else "no weight evidence: the tensors in common are constant")
+        return {}, ("no weight evidence: shapes differ" if not shared_shape
+                    else "no weight evidence: the tensors in common are constant")
+    return per_tensor, ""
+
+
+def pair_features(a: dict, b: dict) -> np.ndarray | None:
+    """The statistics the fitted calibration reads (`weight_calibration.FEATURES`) for two sketches, or None when
+    they give no evidence (different shapes, fewer than `MIN_TENSORS` comparable tensors, ...)."""
+    from .weight_calibration import features
+
+    per_tensor, _ = _per_tensor(a, b)
+    if len(per_tensor) < MIN_TENSORS:
+        return None
+    return features(t["similarity"] for t in per_tensor.values())
+
+
+def compare_sketches(a: dict, b: dict, calibration: dict | None = None) -> dict:
+    """How close two models' weights are, from their sketches.
+
+    Returns ``similarity`` (median Pearson r over the tensors compared, the raw per-pair number), ``p_related``
+    (P(related) from the fitted calibration, `hf_dna.evidence.weight_calibration`; `calibration` overrides the
+    packaged one), ``relation`` (``near-identical`` / ``close`` / ``unrelated``, or None without evidence: related
+    when P(related) reaches the fitted decision point ``p_decision``), ``tensors_compared``, ``within_noise`` (share of
+    tensors equal within storage or quantization noise), ``distance`` (median D), ``per_tensor`` ({role: {similarity,
+    distance, noise_rounding, noise_quantization, status}}) and a one-line ``note``. Different shapes give
+    ``similarity=None`` and "no weight evidence: shapes differ"; fewer than `MIN_TENSORS` comparable tensors give
+    ``relation=None`` ("no weight evidence: only N tensors ..."), never "unrelated".
+    """
+    from . import weight_calibration as C
+
+    result: dict[str, Any] = {"similarity": None, "relation": None, "p_related": None, "p_decision": None,
+                              "tensors_compared": 0, "within_noise": None, "distance": None, "per_tensor": {},
+                              "note": ""}
+    per_tensor, why = _per_tensor(a, b)
+    if not per_tensor:
+        result["note"] = why
         return result
     sims = np.array([t["similarity"] for t in per_tensor.values()])
     statuses = [t["status"] for t in per_tensor.values()]
@@ -899,10 +927,18 @@ def compare_sketches(a: dict, b: dict) -> dict:
     similarity = float(np.median(sims))
     result.update(similarity=similarity, tensors_compared=n, within_noise=within,
                   distance=float(np.median([t["distance"] for t in per_tensor.values()])), per_tensor=per_tensor)
+    if n < MIN_TENSORS:  # a tensor or two of equal shape decide nothing either way
+        result["note"] = (f"no weight evidence: only {n} tensor{'s' if n > 1 else ''} of the same shape compared "
+                          f"(median r={similarity:.3f}; {MIN_TENSORS} needed)")
+        return result
+    cal = calibration if calibration is not None else C.packaged()
+    score = C.logit(cal, C.features(sims))
+    p_related = float(C._sigmoid(score))
+    result.update(p_related=p_related, p_decision=float(cal["decision"]["p"]))
     differing = n - round(within * n)
-    if similarity < R_UNRELATED:
+    if score < cal["decision"]["logit"]:
         result["relation"] = "unrelated"
-        note = f"weights uncorrelated (median r={similarity:.3f} over {n} tensors)"
+        note = f"weights uncorrelated (median r={similarity:.3f} over {n} tensors, P(related)={p_related:.3g})"
     elif within >= WITHIN_NOISE_MIN:
         result["relation"] = "near-identical"
         kind = ("quantization" if statuses.count("quantized") > statuses.count("same")
@@ -913,8 +949,6 @@ def compare_sketches(a: dict, b: dict) -> dict:
         result["relation"] = "close"
         note = (f"weights correlate (median r={similarity:.4f}) but {differing} of {n} tensors differ beyond "
                 "storage/quantization noise: fine-tune, merge or merged adapter")
-    if n < MIN_TENSORS:
-        note += f"; thin evidence: only {n} tensors compared"
     result["note"] = note
     return result
 
