@@ -94,7 +94,6 @@ K_SAME = 3.0             #: D <= K_SAME * rounding noise + D_FLOOR: the same wei
 D_FLOOR = 1e-6           #: sketch precision (float16 sketches, summation order)
 Q_LO, Q_HI = 0.4, 2.5    #: D / quantization noise in this band: a quantization of the same weights
 WITHIN_NOISE_MIN = 0.98  #: share of tensors within noise for near-identical (1 in 50 may stray)
-R_UNRELATED = 0.3        #: the former hand-set cut on median r (kept as a name; the fitted decision point decides)
 MIN_TENSORS = 4          #: fewer tensors compared than this: no weight evidence (relation None)
 
 
