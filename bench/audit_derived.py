@@ -8,7 +8,7 @@ the shipped gemma GGUF (its re-upload: what `hf-dna reference enrich` would read
 no base declared with weights (after), the same responses without the weight sketch (before), and an honest
 card (after). Behaviour is generated at 32 new tokens (the reference's answers have 256) to bound the run time.
 
-    python bench/audit_derived.py [--no-gemma] [--tokens 32] [--out bench/out/audit_derived.json]
+    python bench/audit_derived.py [--no-gemma | --no-smollm2] [--tokens 32] [--out bench/out/audit_derived.json]
 """
 from __future__ import annotations
 
@@ -65,7 +65,10 @@ def smollm2_models(root: Path) -> dict[str, tuple[Path, str, bool]]:
 
 def gemma_models(root: Path) -> dict[str, tuple[Path, str, bool]]:
     model, tokenizer = derive.dequantized(shipped_model_path("gemma"))
-    out = {"gemma bf16 re-save": (derive.save(model, tokenizer, root / "gemma-bf16"), GEMMA, True)}
+    out = {"gemma bf16 re-save": (derive.save(model, tokenizer, root / "gemma-bf16"), GEMMA, True),
+           "gemma Q8_0 GGUF re-export": (derive.requantized_gguf(shipped_model_path("gemma"),
+                                                                 root / "gemma-q8" / "gemma-3-270m.Q8_0.gguf"),
+                                         GEMMA, True)}
     derive.finetune(model, tokenizer, steps=3, lr=1e-4)
     out["gemma fine-tune 3 steps"] = (derive.save(model, tokenizer, root / "gemma-ft3"), GEMMA, True)
     return out
@@ -92,6 +95,7 @@ def outcome(verdict, source: str, derived: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-gemma", action="store_true")
+    parser.add_argument("--no-smollm2", action="store_true", help="only the gemma-3-270m models")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--out", default="bench/out/audit_derived.json")
     args = parser.parse_args()
@@ -102,7 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        models = smollm2_models(root) | ({} if args.no_gemma else gemma_models(root))
+        models = ({} if args.no_smollm2 else smollm2_models(root)) | ({} if args.no_gemma else gemma_models(root))
         print(f"made {len(models)} models in {time.perf_counter() - started:.0f} s")
         for name, (path, source, derived) in models.items():
             t0 = time.perf_counter()

@@ -142,3 +142,36 @@ def test_smollm2_gguf_from_the_local_hub_by_ranges(local_hub, smollm2_file, smol
     remote = W.sketch_hub(repo_id)
     assert remote["tensors"] == smollm2_sketch["tensors"]
     assert remote["bytes_read"] < 0.05 * smollm2_file.stat().st_size
+
+
+def test_gemma_requantized_to_another_gguf_type_is_found_with_its_source(gemma_file, tmp_path):
+    """gemma-3-270m Q4_K_M re-exported as Q8_0: its weights match the source's near-identically, and the audit,
+    with no base declared, flags `undeclared-base` naming the source from a team store holding the source's record."""
+    import gguf
+
+    from hf_dna.audit import audit
+    from hf_dna.pipeline.derive import requantized_gguf
+    from hf_dna.pipeline.extract import extract
+    from hf_dna.pipeline.responses import GenerationSettings
+    from hf_dna.reference.build import add_records
+
+    out = requantized_gguf(gemma_file, tmp_path / "gemma-3-270m.Q8_0.gguf")
+    types = {t.tensor_type.name for t in gguf.GGUFReader(str(out)).tensors}
+    assert types == {"Q8_0", "F32"}  # every quantized tensor re-quantized, the norms kept as float32
+    source, derived = W.sketch_files(gemma_file), W.sketch_files(out)
+    result = W.compare_sketches(source, derived)
+    assert result["relation"] == "near-identical" and result["tensors_compared"] >= W.MIN_TENSORS
+    assert result["p_related"] > result["p_decision"]
+
+    settings = GenerationSettings(max_new_tokens=4, batch_size=4)
+    record = extract(str(gemma_file), "rand-en-4", settings=settings, name="google/gemma-3-270m", progress=False,
+                     use_cache=False)
+    lineage = tmp_path / "lineage.csv"
+    lineage.write_text("model_id,family,parent,relation,confidence,note\n"
+                       "google/gemma-3-270m,gemma,,base,high,\n", encoding="utf-8")
+    add_records(tmp_path / "store", [record], lineage)
+    verdict = audit(str(out), reference=str(tmp_path / "store"), probes="rand-en-4", settings=settings)
+    assert verdict.flag_codes == ["undeclared-base"]
+    flag = verdict.flags[0]
+    assert flag.evidence["suggested_base_models"][0] == "google/gemma-3-270m"
+    assert flag.evidence["decided_by"] == "weights" and flag.evidence["suggested_relation"] == "quantized"

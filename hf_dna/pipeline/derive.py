@@ -98,3 +98,42 @@ def demo_model(gguf_file: str | os.PathLike, workdir: str | os.PathLike, *, step
     save(model, tokenizer, tmp, card=DEMO_CARD)
     os.replace(tmp, out)  # a half-written model is never taken for the finished one
     return out
+
+
+def requantized_gguf(gguf_file: str | os.PathLike, out_file: str | os.PathLike, *, qtype: str = "Q8_0") -> Path:
+    """Re-export a GGUF as another quantization type (`Q8_0` by default): every quantized tensor is dequantized and
+    quantized again with `gguf.quants`; float tensors, and those whose rows `qtype` cannot split into blocks, keep
+    their own type. Metadata (architecture, tokenizer, chat template) is copied as it is."""
+    import gguf
+    from gguf import quants
+
+    target = gguf.GGMLQuantizationType[qtype]
+    reader = gguf.GGUFReader(str(gguf_file))
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    writer = gguf.GGUFWriter(str(tmp), arch=reader.fields[gguf.Keys.General.ARCHITECTURE].contents(),
+                             endianess=reader.endianess)
+    alignment = reader.fields.get(gguf.Keys.General.ALIGNMENT)
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue  # written by GGUFWriter itself
+        value_type = field.types[0]
+        sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+    float_types = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.BF16}
+    block = gguf.GGML_QUANT_SIZES[target][0]
+    for tensor in reader.tensors:
+        if tensor.tensor_type in float_types or tensor.tensor_type == target or int(tensor.shape[0]) % block:
+            writer.add_tensor(tensor.name, tensor.data, raw_shape=tensor.data.shape, raw_dtype=tensor.tensor_type)
+            continue
+        dense = quants.dequantize(tensor.data, tensor.tensor_type)
+        writer.add_tensor(tensor.name, quants.quantize(dense, target), raw_dtype=target)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, out)
+    return out
