@@ -3,8 +3,8 @@
 Models are made here from the shipped real models (SmolLM2-135M-Instruct Q4_1, gemma-3-270m Q4_K_M): re-saves in
 other dtypes and shards, few- and many-step fine-tunes, a merged LoRA, and an unrelated model of the
 same shapes (random init, trained on the same text). Each is audited against the embedded paper600-50 store, which
-holds HuggingFaceTB/SmolLM2-135M-Instruct with its weight sketch; google/gemma-3-270m's record gets the sketch of
-the shipped gemma GGUF (its re-upload: what `hf-dna reference enrich` would read from the Hub). Three audits each:
+holds HuggingFaceTB/SmolLM2-135M-Instruct and google/gemma-3-270m with the weight sketches of the shipped GGUFs
+(scripts/add_smollm2_instruct_reference.sh, scripts/add_gemma_weights_reference.sh). Three audits each:
 no base declared with weights (after), the same responses without the weight sketch (before), and an honest
 card (after). Behaviour is generated at 32 new tokens (the reference's answers have 256) to bound the run time.
 
@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.hardware import describe  # noqa: E402
 from hf_dna.audit import audit  # noqa: E402
-from hf_dna.evidence.weights import sketch_files  # noqa: E402
 from hf_dna.pipeline import derive  # noqa: E402
 from hf_dna.pipeline.probes import load_probe_set  # noqa: E402
 from hf_dna.pipeline.responses import GenerationSettings  # noqa: E402
@@ -74,11 +73,13 @@ def gemma_models(root: Path) -> dict[str, tuple[Path, str, bool]]:
     return out
 
 
-def reference(with_gemma: bool) -> ReferenceStore:
+def reference() -> ReferenceStore:
+    """The embedded store: SmolLM2-135M-Instruct and google/gemma-3-270m carry weight sketches of the shipped GGUFs."""
     store = ReferenceStore.default(probe_hash=load_probe_set(PROBES).hash)
-    if with_gemma:
-        record = next(r for r in store.records if r.model_id == GEMMA)
-        store.add([replace(record, evidence={**record.evidence, "weights": sketch_files(shipped_model_path("gemma"))})])
+    for model_id in (SMOLLM2, GEMMA):
+        record = next(r for r in store.records if r.model_id == model_id)
+        if not record.evidence.get("weights"):
+            raise SystemExit(f"the embedded store's {model_id} has no weight sketch")
     return store
 
 
@@ -101,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     print(describe())
     settings = GenerationSettings.paper(max_new_tokens=args.tokens)
-    store = reference(not args.no_gemma)
+    store = reference()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -101,3 +101,37 @@ def test_enrich_bad_input_is_one_line(hub_reference, tmp_path):
     for result in (unknown, hub_without_dir, push_local):
         assert len(result.output.strip().splitlines()) == 1
     assert json.loads((store / "hf-dna.json").read_text())  # the store is untouched
+
+
+def test_enrich_from_local_files_gives_the_hub_sketch(hub_reference, tiny_models, tmp_path):
+    """--from-files reads a model's evidence from a local copy (no Hub call): the sketch equals the local one, only
+    that model is touched, and a derived model audited against the store is found with its source."""
+    from hf_dna.audit import audit
+
+    ids, store = hub_reference
+    result = CliRunner().invoke(main, ["reference", "enrich", str(store), "--quiet", "--from-files",
+                                       f"{ids['missing']}={tiny_models['parent']}"])
+    assert result.exit_code == 0, result.output
+    assert "1 enriched, 0 already had file evidence, 0 failed" in result.output
+    records = {r.model_id: r for r in ReferenceStore.load(store).records}
+    assert records[ids["missing"]].evidence["weights"]["tensors"] == sketch_files(tiny_models["parent"])["tensors"]
+    assert records[ids["missing"]].evidence["static"]["architectures"] == ["LlamaForCausalLM"]
+    assert "weights" not in records[ids["parent"]].evidence and "weights" not in records[ids["unrelated"]].evidence
+    child = tmp_path / "child"
+    shutil.copytree(tiny_models["child"], child)
+    verdict = audit(str(child), reference=str(store), probes=PROBES, settings=SETTINGS)
+    assert verdict.flag_codes == ["undeclared-base"]
+    assert verdict.flags[0].evidence["suggested_base_models"][0] == ids["missing"]
+
+
+def test_enrich_from_files_bad_input_is_one_line(hub_reference, tmp_path):
+    ids, store = hub_reference
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    runner = CliRunner()
+    for args, message in ((["--from-files", "no-equals-sign"], "--from-files takes MODEL_ID=PATH"),
+                          (["--from-files", f"{ids['parent']}={tmp_path / 'nowhere'}"], "no such model path"),
+                          (["--from-files", f"nobody/nothing={tmp_path}"], "not in the reference: nobody/nothing")):
+        out = runner.invoke(main, ["reference", "enrich", str(store), *args])
+        assert out.exit_code == 1 and out.output.startswith("Error: ") and message in out.output, out.output
+        assert out.output.count("\n") == 1
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before  # nothing written

@@ -87,11 +87,15 @@ def add_cmd(records: tuple[str, ...], out_dir: str, lineage: str | None, refit: 
 @click.option("--push", "push_back", is_flag=True, help="Push the enriched records back to the Hub dataset STORE.")
 @click.option("--repo", metavar="ORG/NAME", help="Push the enriched records to this Hub dataset instead.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
+@click.option("--from-files", "from_files", multiple=True, metavar="ID=PATH",
+              help="Read this model's evidence from a local copy (dir or .gguf) instead of the Hub (repeatable; "
+                   "without --models only these are enriched).")
 @click.option("--quiet", is_flag=True, help="No line per model.")
 def enrich_cmd(store: str, models: tuple[str, ...], out_dir: str | None, push_back: bool, repo: str | None,
-               token: str | None, quiet: bool) -> None:
+               token: str | None, from_files: tuple[str, ...], quiet: bool) -> None:
     """Add file evidence (config, tokenizer hash, weight sketch by byte-range reads) to the records of a
-    reference STORE (directory or Hub dataset id) from the Hub. Resumable: records that have it are skipped."""
+    reference STORE (directory or Hub dataset id) from the Hub, or from local copies (--from-files).
+    Resumable: records that have it are skipped."""
     from pathlib import Path
 
     from ..errors import InvalidInputError
@@ -99,9 +103,16 @@ def enrich_cmd(store: str, models: tuple[str, ...], out_dir: str | None, push_ba
 
     if push_back and Path(store).is_dir() and not repo:
         raise InvalidInputError("--push needs STORE to be a Hub dataset (or pass --repo ORG/NAME)")
+    files = {}
+    for item in from_files:
+        model_id, sep, path = item.partition("=")
+        if not sep or not model_id or not path:
+            raise InvalidInputError(f"--from-files takes MODEL_ID=PATH, not {item!r}")
+        files[model_id] = path
     target = repo or (store if push_back else None)
     report = None if quiet else (lambda model_id, what: click.echo(f"{model_id}: {what}", err=True))
-    result = enrich(store, models=models or None, output=out_dir, token=token, push_to=target, progress=report)
+    result = enrich(store, models=models or None, output=out_dir, token=token, push_to=target, progress=report,
+                    files=files)
     pushed = f"; pushed to {target} ({result.pushed.sha[:12]})" if result.pushed else ""
     click.echo(f"{result.directory}: {len(result.enriched)} enriched, {len(result.already)} already had file "
                f"evidence, {len(result.failed)} failed{pushed}")

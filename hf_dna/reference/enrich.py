@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import hub
 from .._io import atomic_path
 from ..errors import HfDnaError, HubOfflineError, InvalidInputError
-from ..evidence.weights import sketch_hub
+from ..evidence.weights import sketch_files, sketch_hub
 from ..pipeline.record import DNARecord
 from .layout import record_bytes, record_path
 from .store import ReferenceStore
@@ -51,14 +51,28 @@ def file_evidence(model_id: str, token: str | bool | None = None, revision: str 
     return {"static": meta.static_evidence, "weights": weights}
 
 
+def local_file_evidence(path: str | os.PathLike) -> dict:
+    """``{"static": ..., "weights": ...}`` of a model's local files (a directory or a ``.gguf`` file)."""
+    target = Path(path)
+    if not target.exists():
+        raise InvalidInputError(f"no such model path: {target}")
+    weights = sketch_files(target)
+    if weights is None:
+        weights = {"unavailable": "no safetensors or GGUF weights (pickle files are never read)"}
+    return {"static": hub.local_metadata(target).static_evidence, "weights": weights}
+
+
 def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = None, output: str | None = None,
            token: str | bool | None = None, push_to: str | None = None,
-           progress: Callable[[str, str], None] | None = None) -> EnrichResult:
+           progress: Callable[[str, str], None] | None = None,
+           files: dict[str, str | os.PathLike] | None = None) -> EnrichResult:
     """Add static evidence and weight sketches to the records of a local store dir or a Hub reference dataset.
 
     A Hub dataset is pulled into `output` first (required then); a local store is updated in place (or copied
     into `output`). `models` limits the work to those ids. `push_to` pushes the enriched records back with the
     store's safe push (each enriched record replaces its own older version; nothing else is rewritten).
+    `files` ({model id: local dir or .gguf}) reads those models' evidence from local copies instead of the Hub
+    (and, without `models`, limits the work to them).
     """
     source = Path(store_or_repo)
     if source.is_dir():
@@ -71,7 +85,11 @@ def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = N
             raise InvalidInputError(f"{store_or_repo} is not a local store: pass -o DIR to pull the Hub dataset into")
         store = pull(str(store_or_repo), output, token=token)
         directory = Path(output)
-    wanted = set(models) if models else None
+    files = {m: Path(p) for m, p in (files or {}).items()}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise InvalidInputError(f"no such model path: {missing[0]}")
+    wanted = set(models) if models else (set(files) if files else None)
     if wanted:
         unknown = sorted(wanted - set(store.model_ids))
         if unknown:
@@ -84,7 +102,8 @@ def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = N
             result.already.append(record.model_id)
             continue
         try:
-            evidence = file_evidence(record.model_id, token=token)
+            evidence = (local_file_evidence(files[record.model_id]) if record.model_id in files
+                        else file_evidence(record.model_id, token=token))
         except HubOfflineError:
             raise
         except HfDnaError as err:
