@@ -44,16 +44,34 @@ def test_plan_batches_groups_similar_lengths_and_covers_every_probe():
 
 
 def test_cpu_threads_rule(monkeypatch):
+    from hf_dna.pipeline import device
+
     monkeypatch.delenv("HF_DNA_NUM_THREADS", raising=False)
-    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1})
-    assert cpu_threads() == 1  # measured: 2 threads is 5-10x slower on 2 vCPUs
-    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(16)))
-    assert cpu_threads() == 8
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(device, "physical_cores", lambda: 2)
+    monkeypatch.setattr(device, "threads_pay_off", lambda n: False)  # hyper-thread siblings: 2 threads no faster
+    assert cpu_threads() == 1
+    monkeypatch.setattr(device, "threads_pay_off", lambda n: True)  # two real cores: measured 2.1x
+    assert cpu_threads() == 2
+    monkeypatch.setattr(device, "physical_cores", lambda: 16)
+    assert cpu_threads() == 16  # many cores: no measurement
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cpu_threads() == 4  # shared by the processes of an accelerate launch
     monkeypatch.setenv("HF_DNA_NUM_THREADS", "3")
     assert cpu_threads() == 3
     monkeypatch.setenv("HF_DNA_NUM_THREADS", "many")
     with pytest.raises(errors.InvalidInputError):
         cpu_threads()
+
+
+def test_physical_cores_and_the_thread_measurement_on_this_machine(monkeypatch):
+    from hf_dna.pipeline import device
+
+    cores = device.physical_cores()
+    assert 1 <= cores <= len(device.usable_cpus())
+    monkeypatch.setattr(device, "usable_cpus", lambda: {0})
+    assert device.physical_cores() == 1
+    assert isinstance(device.threads_pay_off(2), bool)  # runs the real matmul measurement
 
 
 def test_greedy_batched_equals_one_at_a_time_in_probe_order(tiny_models, probes, parent_texts, tmp_path):

@@ -43,19 +43,23 @@ def topic_texts(topic: str, variant: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A 2-CPU Ray for this module; records carry a fixed created_at (SOURCE_DATE_EPOCH, inherited by workers)."""
+    """A 2-CPU Ray for this module; records carry a fixed created_at (SOURCE_DATE_EPOCH, inherited by workers).
+    The serial runs use one torch thread, as each 1-CPU Ray task does: float32 sums depend on the thread count."""
     old = os.environ.get("SOURCE_DATE_EPOCH")
+    old_threads = os.environ.get("HF_DNA_NUM_THREADS")
     os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+    os.environ["HF_DNA_NUM_THREADS"] = "1"
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, logging_level="ERROR",
              log_to_driver=False)
     try:
         yield ray
     finally:
         ray.shutdown()
-        if old is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = old
+        for name, value in (("SOURCE_DATE_EPOCH", old), ("HF_DNA_NUM_THREADS", old_threads)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..errors import ReferenceStoreError
 from ..pipeline.record import DNARecord
@@ -225,6 +224,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarr
         grad = xb.T @ (p - y) / len(y)
         reg = l2 * np.r_[w[:-1], 0.0]
         return nll.mean() + 0.5 * l2 * np.sum(w[:-1] ** 2), grad + reg
+
+    from scipy.optimize import minimize  # only when fitting: scipy.optimize costs ~0.4 s of every CLI start-up
 
     w = minimize(loss, np.zeros(xb.shape[1]), jac=True, method="L-BFGS-B").x
     return w[:-1], float(w[-1]), mean, scale

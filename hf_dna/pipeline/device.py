@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 
@@ -9,25 +10,67 @@ from ..errors import InvalidInputError
 
 
 def cpu_threads() -> int:
-    """Intra-op threads for torch on CPU: ``$HF_DNA_NUM_THREADS`` if set, else one per physical core, and only
-    one on machines with <= 2 usable CPUs.
+    """Intra-op threads for torch on CPU: ``$HF_DNA_NUM_THREADS`` if set, else one per physical core this process
+    may use (shared by the processes of an `accelerate launch`), and on small machines (<= 4 threads) only when a
+    quick measurement (`threads_pay_off`, ~0.1 s, once per process) shows they beat one thread.
 
-    Measured on a 2-vCPU AMD EPYC VM (SmolLM2-135M Q4_1, greedy, batch 1, another process busy on the other
-    vCPU): 1 thread 21.6-24.6 tokens/s, 2 threads 2.2-4.3 tokens/s, i.e. 2 threads is 5-10x *slower*
-    (bench/RESULTS.md). Two vCPUs are usually one core's two hyper-threads, and torch's spinning OpenMP workers
-    lose badly to any other load on the sibling. Under `accelerate launch` the cores are shared by the
-    processes of this machine.
+    Measured (bench/RESULTS.md): on a 2-vCPU Intel Xeon with two real cores, 2 threads prefill SmolLM2 2.1x faster
+    than 1; on a 2-vCPU AMD EPYC VM whose vCPUs are one core's two hyper-threads, 2 threads were no faster, and
+    5-10x slower while another process kept the sibling busy (torch's OpenMP workers spin). The CPU count alone
+    cannot tell these apart.
     """
     env = os.environ.get("HF_DNA_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit():
             raise InvalidInputError(f"HF_DNA_NUM_THREADS must be a positive integer, not {env!r}")
         return max(1, int(env))
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if usable <= 2:
-        return 1
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, usable // 2 // local_processes)
+    n = max(1, physical_cores() // local_processes)
+    if 1 < n <= 4 and not threads_pay_off(n):
+        return 1
+    return n
+
+
+def usable_cpus() -> set[int]:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may use (hyper-thread siblings counted once), from sysfs;
+    half the usable CPUs (at least one) where the topology cannot be read."""
+    cpus = usable_cpus()
+    cores = set()
+    for cpu in cpus:
+        topology = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{topology}/physical_package_id") as package, open(f"{topology}/core_id") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return max(1, len(cpus) // 2)
+    return max(1, len(cores))
+
+
+@functools.cache
+def threads_pay_off(n: int, repeats: int = 5) -> bool:
+    """Whether `n` torch threads run a prefill-sized float32 matmul at least 1.3x faster than one thread (best of
+    `repeats`, interleaved). Cached per process."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    old = torch.get_num_threads()
+    best = {1: float("inf"), n: float("inf")}
+    try:
+        for _ in range(repeats):
+            for threads in (1, n):
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                torch.mm(a, b)
+                best[threads] = min(best[threads], time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(old)
+    return best[1] >= 1.3 * best[n]
 
 
 @contextlib.contextmanager

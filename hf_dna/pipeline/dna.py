@@ -19,9 +19,22 @@ DEFAULT_DIM = 128
 DEFAULT_SEED = 42
 
 
-@lru_cache(maxsize=640)  # ~120 MB at d=384, dim=128: one paper600 projection
 def projection_block(seed: int, probe: int, rows: int, dim: int) -> np.ndarray:
-    """Rows of the projection matrix belonging to probe `probe` (shape rows x dim, float32, N(0, 1/dim))."""
+    """Rows of the projection matrix belonging to probe `probe` (shape rows x dim, float32, N(0, 1/dim)).
+    Blocks of at most `CACHED_DIM` columns are kept for reuse (~120 MB at d=384, dim=128: one paper600 DNA);
+    wider ones (the 1024-d working sketch: 1.5 MB a probe) are made on each use rather than held."""
+    return _cached_block(seed, probe, rows, dim) if dim <= CACHED_DIM else _block(seed, probe, rows, dim)
+
+
+CACHED_DIM = 128
+
+
+@lru_cache(maxsize=640)
+def _cached_block(seed: int, probe: int, rows: int, dim: int) -> np.ndarray:
+    return _block(seed, probe, rows, dim)
+
+
+def _block(seed: int, probe: int, rows: int, dim: int) -> np.ndarray:
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, probe])))
     block = rng.standard_normal((rows, dim), dtype=np.float32)
     block *= np.float32(1.0 / np.sqrt(dim))
