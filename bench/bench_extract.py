@@ -148,7 +148,10 @@ def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: st
 
 
 def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[str]) -> dict:
-    tag = model.name + "".join(extra).replace("-", "")
+    """`extra`: CLI options, and NAME=VALUE items that go into the environment instead."""
+    tag = model.name + "".join(extra).replace("-", "").replace("=", "")
+    env = {**env, **dict(e.split("=", 1) for e in extra if "=" in e and not e.startswith("-"))}
+    extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
     out = OUT / "hfdna" / f"{tag}.json"
     cmd = [sys.executable, "-m", "hf_dna", "extract", str(model), "--probes", str(probes), "--max-new-tokens",
            str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out), *extra]
@@ -230,9 +233,10 @@ def main() -> None:
     default = (f"defaults (dtype auto = {auto} here, batch 32)", [])
     portable = ("`--dtype float32`", ["--dtype", "float32"])
     small_batches = ("`--batch-size 8`", ["--batch-size", "8"])
-    jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default])]
+    one_thread = ("defaults, `HF_DNA_NUM_THREADS=1`", ["HF_DNA_NUM_THREADS=1"])  # the thread choice's peer
+    jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default, one_thread])]
     if args.smollm2:
-        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, portable, small_batches]))
+        jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, one_thread, portable, small_batches]))
 
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations, peer_walls = [], {}, {}
