@@ -104,29 +104,31 @@ def test_every_fault_is_survived_and_nothing_is_asked_twice(server, tmp_path):
     assert again.texts == out.texts and again.generation == out.generation
 
 
-def test_resume_after_interrupt_asks_only_what_is_missing(tmp_path, monkeypatch):
+@pytest.fixture()
+def terminal_sigint():
+    """Ctrl-C as at a terminal: a test run started in the background by a non-interactive shell inherits SIGINT
+    ignored (Python then keeps it ignored), and the interrupt below would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_resume_after_interrupt_asks_only_what_is_missing(tmp_path, monkeypatch, terminal_sigint):
     monkeypatch.setenv("TEST_API_KEY", KEY)
     probes = load_probe_set("rand-en-16")
     answered = []
     base = echo_answerer(latency_s=0.05)
-    resumed = threading.Event()
 
     def interrupting(prompt, params):
         answered.append(prompt)
-        if len(answered) >= 6 and not resumed.is_set():
-            # Ctrl-C while the run waits on its workers; pressed again on each later request until the run stops
-            # (one signal was seen lost in a full-suite run), and those requests held back (0.6 s) meanwhile so the
-            # run cannot finish before the main thread's wait on its workers wakes (every 0.5 s) to take it
-            os.kill(os.getpid(), signal.SIGINT)
-            if len(answered) > 6:
-                time.sleep(0.6)
+        if len(answered) == 6:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the run waits on its workers
         return base(prompt, params)
 
     with OpenAIServer(interrupting, api_key=KEY) as srv:
         with pytest.raises(KeyboardInterrupt):
             api_responses(MODEL, probes, None, api(srv, concurrency=2), cache_dir=tmp_path, progress=False)
             time.sleep(5)  # the interrupt lands in the wait above, never here
-        resumed.set()
         wait_for_workers()
         cached = len(list(tmp_path.rglob("batch-*.json")))
         assert 6 <= cached < 16
