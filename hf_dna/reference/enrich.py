@@ -74,6 +74,10 @@ def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = N
     `files` ({model id: local dir or .gguf}) reads those models' evidence from local copies instead of the Hub
     (and, without `models`, limits the work to them).
     """
+    files = {m: Path(p) for m, p in (files or {}).items()}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise InvalidInputError(f"no such model path: {missing[0]}")
     source = Path(store_or_repo)
     if source.is_dir():
         store = ReferenceStore.load(source)
@@ -85,10 +89,6 @@ def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = N
             raise InvalidInputError(f"{store_or_repo} is not a local store: pass -o DIR to pull the Hub dataset into")
         store = pull(str(store_or_repo), output, token=token)
         directory = Path(output)
-    files = {m: Path(p) for m, p in (files or {}).items()}
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if missing:
-        raise InvalidInputError(f"no such model path: {missing[0]}")
     wanted = set(models) if models else (set(files) if files else None)
     if wanted:
         unknown = sorted(wanted - set(store.model_ids))
