@@ -45,10 +45,7 @@ def has_file_evidence(record: DNARecord) -> bool:
 def file_evidence(model_id: str, token: str | bool | None = None, revision: str | None = None) -> dict:
     """``{"static": ..., "weights": ...}`` of a Hub model (weights None when it has no safetensors/GGUF)."""
     meta = hub.model_metadata(model_id, revision=revision, token=token)
-    weights = sketch_hub(model_id, revision=meta.revision, token=token)
-    if weights is None:
-        weights = {"unavailable": "no safetensors or GGUF weights (pickle files are never read)"}
-    return {"static": meta.static_evidence, "weights": weights}
+    return _evidence(meta, sketch_hub(model_id, revision=meta.revision, token=token))
 
 
 def local_file_evidence(path: str | os.PathLike) -> dict:
@@ -56,10 +53,14 @@ def local_file_evidence(path: str | os.PathLike) -> dict:
     target = Path(path)
     if not target.exists():
         raise InvalidInputError(f"no such model path: {target}")
-    weights = sketch_files(target)
+    return _evidence(hub.local_metadata(target), sketch_files(target))
+
+
+def _evidence(meta: hub.ModelMetadata, weights: dict | None) -> dict:
+    """The record's file evidence; a model without safetensors/GGUF weights says so (it was tried)."""
     if weights is None:
         weights = {"unavailable": "no safetensors or GGUF weights (pickle files are never read)"}
-    return {"static": hub.local_metadata(target).static_evidence, "weights": weights}
+    return {"static": meta.static_evidence, "weights": weights}
 
 
 def enrich(store_or_repo: str | os.PathLike, *, models: Iterable[str] | None = None, output: str | None = None,
