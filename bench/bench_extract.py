@@ -147,11 +147,10 @@ def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: st
     return {"wall": wall, "rss": rss, "dna": vector, "prompts": [r["prompt"] for r in responses]}
 
 
-def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[str]) -> dict:
-    """`extra`: CLI options, and NAME=VALUE items that go into the environment instead."""
-    tag = model.name + "".join(extra).replace("-", "").replace("=", "")
-    env = {**env, **dict(e.split("=", 1) for e in extra if "=" in e and not e.startswith("-"))}
-    extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
+def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[str],
+               extra_env: dict[str, str] | None = None) -> dict:
+    tag = model.name + "".join(extra).replace("-", "") + "".join(f"{k}{v}" for k, v in (extra_env or {}).items())
+    env = {**env, **(extra_env or {})}
     out = OUT / "hfdna" / f"{tag}.json"
     cmd = [sys.executable, "-m", "hf_dna", "extract", str(model), "--probes", str(probes), "--max-new-tokens",
            str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out), *extra]
@@ -230,10 +229,11 @@ def main() -> None:
     from hf_dna.pipeline.device import cpu_has_native_bf16
 
     auto = "bfloat16" if cpu_has_native_bf16() else "float32"
-    default = (f"defaults (dtype auto = {auto} here, batch 32)", [])
-    portable = ("`--dtype float32`", ["--dtype", "float32"])
-    small_batches = ("`--batch-size 8`", ["--batch-size", "8"])
-    one_thread = ("defaults, `HF_DNA_NUM_THREADS=1`", ["HF_DNA_NUM_THREADS=1"])  # the thread choice's peer
+    # (label, CLI options, environment) of each hf-dna setting
+    default = (f"defaults (dtype auto = {auto} here, batch 32)", [], {})
+    portable = ("`--dtype float32`", ["--dtype", "float32"], {})
+    small_batches = ("`--batch-size 8`", ["--batch-size", "8"], {})
+    one_thread = ("defaults, `HF_DNA_NUM_THREADS=1`", [], {"HF_DNA_NUM_THREADS": "1"})  # the thread choice's peer
     jobs = [("tiny GPT-2", build_tiny_models(), args.probes, [default, one_thread])]
     if args.smollm2:
         jobs.append(("SmolLM2-135M-Instruct", {"parent": build_smollm2()}, args.smollm2_probes, [default, one_thread, portable, small_batches]))
@@ -241,7 +241,7 @@ def main() -> None:
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations, peer_walls = [], {}, {}
     for label, models, n_probes, variants in jobs:
-        peer, ours = {}, {v: {} for v, _ in variants}
+        peer, ours = {}, {v: {} for v, _, _ in variants}
         for name, path in models.items():
             tries = [llm_dna_run(exe, path, n_probes, args.max_new_tokens, encoder, {**env, "OMP_NUM_THREADS": t})
                      for t in args.peer_threads.split(",")]
@@ -249,8 +249,8 @@ def main() -> None:
             peer_walls.setdefault(label, []).append([round(r["wall"], 1) for r in tries])
             probes = OUT / f"probes-{path.name}.jsonl"  # llm-dna's own prompts, in its order
             probes.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in peer[name]["prompts"]), encoding="utf-8")
-            for variant, extra in variants:
-                ours[variant][name] = run = hf_dna_run(path, probes, args.max_new_tokens, env, extra)
+            for variant, extra, extra_env in variants:
+                ours[variant][name] = run = hf_dna_run(path, probes, args.max_new_tokens, env, extra, extra_env)
                 print(f"{label} {name}: llm-dna {peer[name]['wall']:.1f} s / {peer[name]['rss']:.0f} MiB, "
                       f"hf-dna [{variant}] {run['wall']:.1f} s / {run['rss']:.0f} MiB", flush=True)
         same_prompts = all(r["prompts"] == peer["parent"]["prompts"] for r in peer.values())
