@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from hf_dna import errors
@@ -62,6 +63,24 @@ def test_cpu_threads_rule(monkeypatch):
     monkeypatch.setenv("HF_DNA_NUM_THREADS", "many")
     with pytest.raises(errors.InvalidInputError):
         cpu_threads()
+
+
+def test_projection_blocks_are_the_same_drawn_by_any_number_of_threads(monkeypatch):
+    from hf_dna.pipeline.dna import project, projection_blocks
+
+    def serial(seed, n, rows, dim):  # the documented definition: PCG64(SeedSequence([seed, probe])) normals / sqrt(dim)
+        return [np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, p]))).standard_normal(
+            (rows, dim), dtype=np.float32) * np.float32(1 / np.sqrt(dim)) for p in range(n)]
+
+    emb = np.random.default_rng(0).standard_normal((23, 16)).astype(np.float32)
+    results = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("HF_DNA_NUM_THREADS", threads)
+        blocks = list(projection_blocks(7, 23, 16, 1024))
+        assert len(blocks) == 23
+        assert all(np.array_equal(a, b) for a, b in zip(blocks, serial(7, 23, 16, 1024)))  # in probe order
+        results[threads] = (project(emb, dim=1024, seed=7), project(emb, dim=128, seed=7))
+    assert all(np.array_equal(a, b) for a, b in zip(results["1"], results["3"]))
 
 
 def test_physical_cores_and_the_thread_measurement_on_this_machine(monkeypatch):

@@ -15,15 +15,8 @@ def silence_progress_bars() -> None:
     disable_progress_bars()
     logging.disable_progress_bar()
     logging.set_verbosity_error()
-    try:  # transformers' GGUF loader draws a plain tqdm bar that its logging switch does not reach
-        from functools import partial
-
-        from tqdm.auto import tqdm
-        from transformers import modeling_gguf_pytorch_utils
-
-        modeling_gguf_pytorch_utils.tqdm = partial(tqdm, disable=True)
-    except ImportError:
-        pass
+    # transformers' GGUF loader draws a tqdm bar of its own: the backend silences it while loading a GGUF when this
+    # switch is off (importing that loader here would cost ~1 s of start-up to every model)
 
 
 #: how a model is loaded and generates: `hf-dna extract` and `hf-dna audit` take the same options

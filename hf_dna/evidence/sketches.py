@@ -24,7 +24,7 @@ import base64
 
 import numpy as np
 
-from ..pipeline.dna import project, projection_block
+from ..pipeline.dna import project, projection_blocks
 
 LEX_DIM = 512
 #: characters of each response the lexical sketch reads: about what the sentence encoder reads (256 word pieces),
@@ -109,7 +109,7 @@ def probe_sketch(embeddings: np.ndarray, seed: int, dim: int = PROBE_DIM,
     """(n_probes, dim) float32: each probe's embedding through its own seeded Gaussian block (`hf_dna.pipeline.dna`);
     all zero for probes not `answered` (empty responses), which the comparison then leaves out."""
     emb = np.asarray(embeddings, dtype=np.float32)
-    out = np.stack([emb[p] @ projection_block(seed + 2, p, emb.shape[1], dim) for p in range(len(emb))])
+    out = np.stack([emb[p] @ block for p, block in enumerate(projection_blocks(seed + 2, len(emb), emb.shape[1], dim))])
     if answered is not None:
         out[~np.asarray(answered, dtype=bool)] = 0.0
     return out

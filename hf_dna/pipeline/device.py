@@ -19,16 +19,23 @@ def cpu_threads() -> int:
     5-10x slower while another process kept the sibling busy (torch's OpenMP workers spin). The CPU count alone
     cannot tell these apart.
     """
+    n = core_threads()
+    if 1 < n <= 4 and not os.environ.get("HF_DNA_NUM_THREADS", "").strip() and not threads_pay_off(n):
+        return 1
+    return n
+
+
+def core_threads() -> int:
+    """``$HF_DNA_NUM_THREADS`` if set, else this process's share of the physical cores (the processes of an
+    `accelerate launch` share them): the threads of numpy work that releases the GIL (the projection's random
+    blocks, `hf_dna.pipeline.dna`), and the start of `cpu_threads`' choice for torch."""
     env = os.environ.get("HF_DNA_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit():
             raise InvalidInputError(f"HF_DNA_NUM_THREADS must be a positive integer, not {env!r}")
         return max(1, int(env))
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    n = max(1, physical_cores() // local_processes)
-    if 1 < n <= 4 and not threads_pay_off(n):
-        return 1
-    return n
+    return max(1, physical_cores() // local_processes)
 
 
 def usable_cpus() -> set[int]:

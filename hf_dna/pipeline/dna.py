@@ -9,9 +9,14 @@ mean is the mean of DNAs, so per-probe centring can be done on DNAs alone.
 """
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
+
+from .device import core_threads
 
 #: name of the projection scheme, stored in every record and checked by compare
 PROJECTION = "reptrace-gaussian-blockwise-v1"
@@ -32,6 +37,23 @@ CACHED_DIM = 128
 @lru_cache(maxsize=640)
 def _cached_block(seed: int, probe: int, rows: int, dim: int) -> np.ndarray:
     return _block(seed, probe, rows, dim)
+
+
+def projection_blocks(seed: int, n_probes: int, rows: int, dim: int) -> Iterator[np.ndarray]:
+    """`projection_block` of probes 0..n_probes-1, in order, drawn by one thread per core (numpy's generator
+    releases the GIL: 1.9x on 2 cores for the 1024-d blocks), a few blocks ahead of the caller."""
+    threads = min(core_threads(), n_probes)
+    if threads <= 1:
+        yield from (projection_block(seed, p, rows, dim) for p in range(n_probes))
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="hf-dna-projection") as pool:
+        ahead: deque = deque()
+        for p in range(n_probes):
+            ahead.append(pool.submit(projection_block, seed, p, rows, dim))
+            if len(ahead) > 2 * threads:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 def _block(seed: int, probe: int, rows: int, dim: int) -> np.ndarray:
@@ -56,8 +78,8 @@ def project(embeddings: np.ndarray, dim: int = DEFAULT_DIM, seed: int = DEFAULT_
         raise ValueError(f"embeddings must be (n_probes, d) or (n_models, n_probes, d), got {emb.shape}")
     n_models, n_probes, d = emb.shape
     out = np.zeros((n_models, dim), dtype=np.float64)
-    for p in range(n_probes):
-        out += emb[:, p, :].astype(np.float64) @ projection_block(seed, p, d, dim).astype(np.float64)
+    for p, block in enumerate(projection_blocks(seed, n_probes, d, dim)):
+        out += emb[:, p, :].astype(np.float64) @ block.astype(np.float64)
     out = out.astype(np.float32)
     return out[0] if single else out
 

@@ -227,14 +227,18 @@ class TransformersGenerator:
 
     def release(self) -> None:
         """Free the model's memory now (before the sentence encoder loads), and hand freed heap pages back to the
-        OS: without this the LM (a reference cycle) lived on until the next garbage collection and the encoder's
-        peak came on top of it. Reloaded on next use."""
+        OS: without this an LM caught in a reference cycle lived on until the next garbage collection and the
+        encoder's peak came on top of it. The full collection (~0.1 s) runs only when dropping the reference did
+        not free the model. Reloaded on next use."""
         import gc
+        import weakref
 
         if self._model is None:
             return
+        alive = weakref.ref(self._model)
         self._model = None
-        gc.collect()
+        if alive() is not None:
+            gc.collect()
         _trim_heap()
 
     def _load_model(self) -> Any:
@@ -250,7 +254,7 @@ class TransformersGenerator:
         if self.device != "cpu":
             kwargs["device_map"] = _device_map(self.config, self.device, self.dtype)
         try:
-            with _memoized_gguf_name_map() if self.source.gguf_file else contextlib.nullcontext():
+            with _gguf_loading() if self.source.gguf_file else contextlib.nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(self.source.path, **kwargs)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemoryError(f"out of memory loading {self.source.model_id} on {self.device}") from None
@@ -306,21 +310,27 @@ class TransformersGenerator:
 
 
 @contextlib.contextmanager
-def _memoized_gguf_name_map() -> Iterator[None]:
-    """While a GGUF model loads, build gguf's tensor-name map once per (arch, layers) instead of once per module:
-    transformers' ``get_gguf_hf_weights_map`` recurses over every submodule and rebuilds it each time (profiled:
-    ~1/3 of SmolLM2's GGUF load). The map is only read, so the loaded weights are the same."""
+def _gguf_loading() -> Iterator[None]:
+    """While a GGUF model loads: gguf's tensor-name map built once per (arch, layers) instead of once per module
+    (transformers' ``get_gguf_hf_weights_map`` recurses over every submodule and rebuilds it each time; profiled:
+    ~1/3 of SmolLM2's GGUF load; the map is only read, so the loaded weights are the same), and the loader's own
+    tqdm bar, which transformers' progress-bar switch does not reach, silenced when that switch is off."""
     try:
         import gguf
     except ImportError:
         yield
         return
-    original = gguf.get_tensor_name_map
-    gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(original)
+    from tqdm.auto import tqdm
+    from transformers import modeling_gguf_pytorch_utils as loader
+    from transformers.utils import logging
+
+    original_map, original_bar = gguf.get_tensor_name_map, loader.tqdm
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=8)(original_map)
+    loader.tqdm = functools.partial(tqdm, disable=not logging.is_progress_bar_enabled())
     try:
         yield
     finally:
-        gguf.get_tensor_name_map = original
+        gguf.get_tensor_name_map, loader.tqdm = original_map, original_bar
 
 
 def _trim_heap() -> None:
