@@ -441,7 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
         discussion = found[0]
         diff = ""
         if self._q("diff"):
-            head, base = repo.head(f"refs/pr/{discussion['num']}"), repo.head("main")
+            head = repo.head(f"refs/pr/{discussion['num']}")
             for path in discussion["changedFiles"]:
                 new_text = head.files.get(path, b"").decode("utf-8", "replace")
                 diff += f"diff --git a/{path} b/{path}\n" + "".join(f"+{line}\n" for line in new_text.splitlines())
