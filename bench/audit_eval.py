@@ -98,8 +98,7 @@ def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteri
         t0 = time.perf_counter()
         calibration = calibration_without(store, record, refit, cache)
         held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
-        points = decision_points(held_out, RelationModel.from_dict(calibration))
-        thresholds = {q: points.relative_at(q) for q in posteriors}
+        decision_points(held_out, RelationModel.from_dict(calibration))  # fitted here, so judging time is judging
         t_fit += time.perf_counter() - t0
         info = store.lineage(record.model_id) or {}
         for card, (declared, expected) in planted_cards(store, record.model_id, rng).items():
@@ -109,8 +108,8 @@ def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteri
             fired = [f.code for f in verdict.flags]
             undeclared = next((f for f in verdict.flags if f.code == "undeclared-base"), None)
             top_family = undeclared.evidence["relatives"][0]["family"] if undeclared else None
-            outcomes.append({"undeclared_p": undeclared.evidence["relatives"][0]["probability"] if undeclared else None,
-                             "thresholds": thresholds,
+            outcomes.append({"undeclared_by_weights": bool(undeclared) and undeclared.evidence["decided_by"] == "weights",
+                             "undeclared_confidence": undeclared.evidence["family_confidence"] if undeclared else None,
                              "model": record.model_id, "card": card, "confidence": info.get("confidence"),
                              "relation": info.get("relation"), "family": info.get("family"),
                              "declared": declared.base_models, "expected": sorted(expected), "fired": fired,
@@ -126,8 +125,8 @@ def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteri
 def at_posterior(outcome: dict, posterior: float) -> dict:
     """The outcome as it would be with the relative decision point at `posterior` (others flags unchanged)."""
     fired = [c for c in outcome["fired"] if c != "undeclared-base"]
-    p = outcome["undeclared_p"]
-    if p is not None and p >= outcome["thresholds"][posterior]:
+    sure = outcome["undeclared_confidence"]
+    if outcome["undeclared_by_weights"] or (sure is not None and sure >= posterior):
         fired.insert(0, "undeclared-base")
     return {**outcome, "fired": fired,
             "undeclared_names_right_family": outcome["undeclared_names_right_family"] if "undeclared-base" in fired else None}

@@ -199,7 +199,54 @@ def test_decision_points_are_fitted_not_set(store):
     direct = relation_model.probability(store.records[0], store.records[1:])
     assert np.isnan(scores[0, 0]) and np.allclose(scores[0, 1:], direct, atol=0.05)
     points = decision_points(store, relation_model)
-    assert 0 < points.relative < 1 and 0 < points.support < 1 and "fitted" in points.source
+    assert 0 < points.support < 1 and "fitted" in points.source
+    # every top candidate of this small world is right: one class, no family fit, and the source says so
+    assert points.family_fit is None and points.n_top == 18 and "a fit failed" in points.source
+
+
+def test_family_confidence_fitted_on_the_embedded_reference_tells_right_tops_from_wrong():
+    from sklearn.metrics import roc_auc_score
+
+    from hf_dna.audit.candidates import ReferenceLineage
+    from hf_dna.audit.decision import decision_points
+    from hf_dna.pipeline.probes import load_probe_set
+    from hf_dna.reference import ReferenceStore
+
+    store = ReferenceStore.default(probe_hash=load_probe_set("paper600:50").hash)
+    model = RelationModel.from_dict(store.calibration)
+    points = decision_points(store, model)
+    assert points.family_fit is not None and points.n_top > 150
+    coef = points.family_fit[0]
+    assert coef[0] > 0 and coef[2] > 0  # surer with a higher top P(related) and more agreement of its family
+    lineage = ReferenceLineage(store)
+    families = [lineage.labelled_family(r.model_id) for r in store.records]
+    scores = model.all_pairs(store.records)
+    sure, right = [], []
+    for i, family in enumerate(families):
+        if family:
+            top, confidence = points.family_confidence(scores[i], families)
+            sure.append(confidence)
+            right.append(families[top] == family)
+    assert 0.2 < np.mean(right) < 0.9 and roc_auc_score(right, sure) > 0.75
+
+
+def test_family_confidence_reads_the_top_its_margin_and_its_familys_agreement():
+    from hf_dna.audit.decision import AGREEMENT_TOP, DecisionPoints, top_candidate_features
+
+    p = np.array([0.9, np.nan, 0.6, 0.8, 0.1, 0.05, 0.02])
+    families = ["a", "a", "b", "a", "", "", "c"]
+    top, features = top_candidate_features(p, families)
+    logit = lambda v: np.log(v / (1 - v))  # noqa: E731
+    assert top == 0  # the NaN candidate (no calibration applies) is left out
+    assert np.allclose(features, [logit(0.9), logit(0.9) - logit(0.6), 2 / AGREEMENT_TOP])  # a, a, b, '', ''
+    assert top_candidate_features(np.array([0.5, np.nan]), ["a", "a"]) is None
+    # unlabelled candidates are families of their own: the runner-up '' counts as another family
+    assert np.isclose(top_candidate_features(np.array([0.9, 0.7]), ["", ""])[1][1], logit(0.9) - logit(0.7))
+    points = DecisionPoints(0.5, "test", (np.array([1.0, 1.0, 1.0]), 0.0, np.zeros(3), np.ones(3)))
+    base = points.family_confidence(p, families)[1]
+    assert points.family_confidence(np.where(np.arange(7) == 2, 0.3, p), families)[1] > base  # wider margin
+    assert points.family_confidence(p, ["a", "a", "b", "a", "a", "", "c"])[1] > base  # more agreement
+    assert DecisionPoints(0.5, "no fit").family_confidence(p, families) == (0, 0.9)  # the top's own P
 
 
 def test_unplaceable_declared_base_turns_relative_into_a_note(world, store):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..evidence.lineage import GOOD_CONFIDENCE
 from ..evidence.relation import RelationModel
 from ..evidence.static import static_match
 from ..evidence.weights import MIN_TENSORS, compare_sketches
@@ -31,6 +32,10 @@ class ReferenceLineage:
         info = self.info(model_id)
         fam = info.get("family") or ""
         return "" if fam == "unknown" else fam
+
+    def labelled_family(self, model_id: str) -> str:
+        """The family where the lineage is of high or medium confidence, else '': what calibration reads."""
+        return self.family(model_id) if self.info(model_id).get("confidence") in GOOD_CONFIDENCE else ""
 
     def parents(self, model_id: str, record: DNARecord | None = None) -> set[str]:
         parents = {p.strip() for p in (self.info(model_id).get("parent") or "").split(";") if p.strip()}

@@ -1,11 +1,15 @@
-"""The audit's decision points: P(related) cut-offs fitted on the reference itself (no threshold is set by hand).
+"""The audit's decision points: fitted on the reference itself (no threshold is set by hand).
 
 P(related) comes from the reference's relation model (fitted on all labelled pairs, so its base rate is that of
-a random pair: a few percent). The two decision points are fitted on the
-reference itself, scoring each labelled model against all the others (`DecisionPoints`):
+a random pair: a few percent). The two decision points are fitted on the reference itself, scoring each
+labelled model against all the others (`DecisionPoints`):
 
-- relative: where P(the top-scored candidate is of the same family) reaches `RELATIVE_POSTERIOR` (logistic fit
-  on the top candidate's log-odds; the target posterior is chosen by measurement in bench/audit_eval.py);
+- relative: how sure the audit may be that the top-scored candidate is of the model's family, from three things
+  about the candidate list (`top_candidate_features`): the top's P(related), its margin over the best candidate
+  of another family, and how many of the best few candidates share its family (logistic fit on the reference's
+  labelled models; the flag fires at `RELATIVE_POSTERIOR`, chosen by measurement in bench/audit_eval.py). With
+  families held out this tells a right top candidate from a wrong one with AUC 0.83 on paper600:100 and 0.87 on
+  chat-rand-zh100, where the top's P(related) alone gives 0.70 / 0.78 (bench/RESULTS.md);
 - support: where a true parent and a base of another family are equally likely (class-balanced logistic fit
   on the log-odds of (child, parent) pairs vs (model, other-family base) pairs): a card's claim is taken as
   equally likely true or false before looking at the DNA.
@@ -13,45 +17,69 @@ reference itself, scoring each labelled model against all the others (`DecisionP
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..evidence.lineage import GOOD_CONFIDENCE
 from ..evidence.relation import fit_logistic
 from .candidates import ReferenceLineage
 
 RELATED = 0.5  # decision point of a calibrated probability
 #: how often the reference's top-scored candidates must be of the right family at the relative decision point.
-#: Chosen by bench/audit_eval.py on the embedded references: the lowest target (of 0.5..0.9) with no false
-#: undeclared-base on honest cards of high-confidence models in either (paper600:100 0.5: 21/172 false, 0.7: 4/172,
-#: 0.8: 0/172; recall of planted omissions 0.39 / 0.21 / 0.08, precision 0.84 / 0.92 / 0.96; chat-rand-zh100 0/40
-#: from 0.7 -- see bench/RESULTS.md). `--relative-posterior` trades back.
-RELATIVE_POSTERIOR = 0.8
+#: Chosen by bench/audit_eval.py on the embedded references: the lowest target (of 0.5..0.97) with no false
+#: undeclared-base on honest cards of high-confidence models in either (paper600:100 at 0.8: 4/173 false, 0.9:
+#: 1/173, 0.95: 0/173; recall of planted omissions 0.25 / 0.16 / 0.13, chat-rand-zh100 0.49 / 0.39 / 0.29 with
+#: 0/40 false throughout; see bench/RESULTS.md). `--relative-posterior` trades back.
+RELATIVE_POSTERIOR = 0.95
+#: the best candidates whose families the agreement feature counts
+AGREEMENT_TOP = 5
+#: feature names of `top_candidate_features`, for reports
+TOP_FEATURES = ("logit P(related) of the top candidate", "its margin in logits over the best candidate of another "
+                "family", f"share of the best {AGREEMENT_TOP} candidates in its family")
+
+
+def top_candidate_features(probability: np.ndarray, families: Sequence[str]) -> tuple[int, np.ndarray] | None:
+    """The top-scored candidate and `TOP_FEATURES` of the candidate list; None with fewer than two scored
+    candidates. Candidates of no known family ('') count as families of their own."""
+    prob = np.asarray(probability, dtype=float)
+    scored = np.flatnonzero(~np.isnan(prob))
+    if len(scored) < 2:
+        return None
+    order = scored[np.argsort(-prob[scored], kind="stable")]
+    keys = [families[i] or f"#{i}" for i in order]
+    top = int(order[0])
+    other = next((int(i) for i, key in zip(order[1:], keys[1:]) if key != keys[0]), None)
+    top_logit = float(_logit(prob[top]))
+    margin = top_logit - float(_logit(prob[other] if other is not None else 0.0))
+    agreement = float(np.mean([key == keys[0] for key in keys[:AGREEMENT_TOP]]))
+    return top, np.array([top_logit, margin, agreement])
 
 
 @dataclass
 class DecisionPoints:
-    """P(related) cut-offs fitted on the reference (see module doc); `source` says how."""
+    """Decision points fitted on the reference (see module doc); `source` says how."""
 
     support: float
     source: str
-    top_fit: tuple[float, float, float, float] | None = None  # logistic (coef, intercept, mean, scale) on logit P
+    #: logistic (coef, intercept, mean, scale) of "the top candidate is of the right family" on TOP_FEATURES
+    family_fit: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
     n_top: int = 0
     n_support_pairs: int = 0
 
-    def relative_at(self, posterior: float = RELATIVE_POSTERIOR) -> float:
-        """P(related) at which a top candidate is of the right family with probability `posterior`."""
-        if self.top_fit is None:
-            return max(posterior, RELATED)
-        coef, intercept, mean, scale = self.top_fit
-        crossing = mean + scale * (np.log(posterior / (1 - posterior)) - intercept) / coef
-        return float(1.0 / (1.0 + np.exp(-crossing)))
-
-    @property
-    def relative(self) -> float:
-        return self.relative_at(RELATIVE_POSTERIOR)
+    def family_confidence(self, probability: np.ndarray, families: Sequence[str]) -> tuple[int, float] | None:
+        """(index of the top candidate, probability that it is of the audited model's family); None without
+        two scored candidates. Without a fit (too few labelled models) the top's own P(related)."""
+        found = top_candidate_features(probability, families)
+        if found is None:
+            return None
+        top, features = found
+        if self.family_fit is None:
+            return top, float(probability[top])
+        coef, intercept, mean, scale = self.family_fit
+        z = float(((features - mean) / scale) @ coef + intercept)
+        return top, float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -61,10 +89,18 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def _logistic_1d(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
     """(coef, intercept, mean, scale) of a logistic fit of y on x; None with one class or no positive slope."""
+    fit = _fit(x[:, None], y)
+    if fit is None or fit[0][0] <= 0:
+        return None
+    coef, intercept, mean, scale = fit
+    return float(coef[0]), intercept, float(mean[0]), float(scale[0])
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | None:
+    """Logistic fit of y on the columns of x; None with fewer than two of either class."""
     if int(y.sum()) < 2 or int((1 - y).sum()) < 2:
         return None
-    coef, intercept, mean, scale = fit_logistic(x[:, None], y.astype(float))
-    return None if coef[0] <= 0 else (float(coef[0]), float(intercept), float(mean[0]), float(scale[0]))
+    return fit_logistic(x, y.astype(float))
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, balanced: bool) -> float | None:
@@ -102,12 +138,16 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
     lineage = ReferenceLineage(store)
     if len(records) < 4:
         return DecisionPoints(RELATED, "too few reference records: 0.5")
-    fam = np.array([lineage.family(r.model_id) if lineage.info(r.model_id).get("confidence") in GOOD_CONFIDENCE
-                    else "" for r in records], dtype=object)
+    fam = np.array([lineage.labelled_family(r.model_id) for r in records], dtype=object)
     scores = relation_model.all_pairs(records)
     labelled = np.flatnonzero(fam != "")
-    top = np.nanargmax(scores[labelled], axis=1)
-    top_x, top_y = _logit(scores[labelled, top]), (fam[top] == fam[labelled]).astype(float)
+    features, right = [], []
+    for i in labelled:
+        found = top_candidate_features(scores[i], fam)
+        if found is not None:
+            features.append(found[1])
+            right.append(fam[found[0]] == fam[i])
+    family_fit = _fit(np.array(features), np.array(right, dtype=float)) if features else None
     index = {r.model_id: i for i, r in enumerate(records)}
     roots = np.array([lineage.info(r.model_id).get("relation") == "base" for r in records]) & (fam != "")
     pos, neg = [], []
@@ -116,12 +156,11 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
         neg += list(scores[i, roots & (fam != fam[i])])
     pair_x = _logit(np.array(pos + neg))
     pair_y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    top_fit, support = _logistic_1d(top_x, top_y), _crossing(pair_x, pair_y, balanced=True)
-    source = (f"fitted on the reference: top candidate of {len(labelled)} labelled models "
-              f"({int(top_y.sum())} of the same family); {len(pos)} (child, parent) vs {len(neg)} "
+    support = _crossing(pair_x, pair_y, balanced=True)
+    source = (f"fitted on the reference: top candidate of {len(features)} labelled models "
+              f"({int(sum(right))} of the same family); {len(pos)} (child, parent) vs {len(neg)} "
               "(model, other-family base) pairs")
-    if top_fit is None or support is None:
-        source += "; a fit failed (one class or no separation): 0.5 used for it"
-    return DecisionPoints(support if support is not None else RELATED, source, top_fit, len(labelled),
+    if family_fit is None or support is None:
+        source += "; a fit failed (one class or no separation): P(related) and 0.5 used instead"
+    return DecisionPoints(support if support is not None else RELATED, source, family_fit, len(features),
                           len(pos) + len(neg))
-

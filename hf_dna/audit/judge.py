@@ -4,8 +4,9 @@
 reference's calibrated relation model (P(related), fitted on labelled pairs; `hf_dna.evidence.relation`) and turns the
 disagreements into flags, each with its evidence:
 
-- ``undeclared-base``: a close relative (P(related) at or above the reference's *relative* decision point) that
-  the card does not name, that is not a relative of a named base (same family) and not a descendant of the
+- ``undeclared-base``: a close relative (the weights say so, or behaviour: the top-scored candidate, and those
+  of its family among the best few, when the reference's *relative* decision point is sure enough that the top
+  is of the model's family) that the card does not name, that is not a relative of a named base (same family) and not a descendant of the
   audited model (its reference lineage does not name the audited model as parent). When the card names a base
   that the reference cannot place (absent, family unknown) the relative may be of that family: a note, no flag;
 - ``unsupported-base``: a declared base present in the reference whose P(related) is below the *support*
@@ -29,7 +30,7 @@ import numpy as np
 from ..evidence.lineage import GOOD_CONFIDENCE
 from ..pipeline.record import DNARecord
 from .candidates import Candidates, ReferenceLineage, cosine_distances, score_candidates
-from .decision import RELATED, RELATIVE_POSTERIOR, DecisionPoints, decision_points
+from .decision import AGREEMENT_TOP, RELATED, RELATIVE_POSTERIOR, DecisionPoints, decision_points
 from .verdict import DERIVED_RELATIONS, TRAINED_RELATIONS, Declared, Flag, Neighbour, Verdict
 
 #: how the weights name a relation, strongest first
@@ -52,16 +53,18 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     points = decision_points(cands.calibration_store, cands.relation_model) if cands.calibrated else None
     order = _order(cands)
     nearest = [_neighbour(cands, lineage, i) for i in order[:k]]
-    threshold = points.relative_at(relative_posterior) if points else None
+    sure = _family_confidence(cands, lineage, points)
+    behaviour = _behavioural_relatives(cands, lineage, sure, relative_posterior)
     flags = []
-    flags += _undeclared_base(model, declared, cands, lineage, order, threshold, points, notes)
+    flags += _undeclared_base(model, declared, cands, lineage, order, behaviour, sure, relative_posterior, points,
+                              notes)
     flags += _unsupported_bases(declared, cands, lineage, notes, points, order)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
     same_vocab = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
     notes += _static_notes(same_vocab)
     return Verdict(model, declared, nearest, flags, record, notes,
-                   _evidence_summary(record, cands, order, threshold, same_vocab))
+                   _evidence_summary(record, cands, order, sure, relative_posterior, same_vocab))
 
 
 def _order(cands: Candidates) -> np.ndarray:
@@ -93,8 +96,29 @@ def _weights_text(match: dict[str, Any]) -> str:
            if match.get("within_noise") is not None else ""))
 
 
-def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, threshold: float | None,
-                      same_vocab: list[str]) -> dict[str, str]:
+def _family_confidence(cands: Candidates, lineage: ReferenceLineage,
+                       points: DecisionPoints | None) -> tuple[int, float] | None:
+    """(top candidate, how sure the reference's decision point is that it is of the model's family)."""
+    if points is None:
+        return None
+    return points.family_confidence(cands.probability, [lineage.labelled_family(r.model_id) for r in cands.records])
+
+
+def _behavioural_relatives(cands: Candidates, lineage: ReferenceLineage, sure: tuple[int, float] | None,
+                           posterior: float) -> set[int]:
+    """When the top candidate is of the model's family with probability >= `posterior`: it and the candidates of
+    its family among the `AGREEMENT_TOP` best by P(related); else none."""
+    if sure is None or sure[1] < posterior:
+        return set()
+    top = sure[0]
+    family = lineage.labelled_family(cands.records[top].model_id)
+    best = np.argsort(-np.nan_to_num(cands.probability, nan=-1.0), kind="stable")[:AGREEMENT_TOP]
+    return {top} | ({int(i) for i in best if lineage.labelled_family(cands.records[i].model_id) == family}
+                    if family else set())
+
+
+def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, sure: tuple[int, float] | None,
+                      posterior: float, same_vocab: list[str]) -> dict[str, str]:
     """One line per kind of evidence: what it said about the closest candidates."""
     out = {}
     own = (record.evidence or {}).get("weights")
@@ -111,11 +135,11 @@ def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, t
                           if match else "no reference model with weights of the same shapes")
     if not cands.calibrated:
         out["behaviour"] = "uncalibrated: nearest by DNA distance only"
-    elif len(cands.records):
-        top = int(np.nanargmax(cands.probability))
-        where = "at or above" if threshold is not None and cands.probability[top] >= threshold else "below"
-        out["behaviour"] = (f"closest {cands.records[top].model_id} P(related)={cands.probability[top]:.2f}, "
-                            f"{where} the decision point {threshold:.2f}" if threshold is not None else "")
+    elif sure is not None:
+        top, confidence = sure
+        where = "at or above" if confidence >= posterior else "below"
+        out["behaviour"] = (f"closest {cands.records[top].model_id} P(related)={cands.probability[top]:.2f}; "
+                            f"of the same family with P {confidence:.2f}, {where} the decision point {posterior:.2f}")
     if same_vocab:
         out["static"] = (f"same tokenizer vocabulary as {', '.join(same_vocab[:3])}"
                          + (" and more" if len(same_vocab) > 3 else ""))
@@ -144,25 +168,24 @@ def _relative_evidence(cands: Candidates, lineage: ReferenceLineage, i: int) -> 
             **({"static": match} if (match := cands.static_match(i)) else {})}
 
 
-def _relatives(cands: Candidates, order: np.ndarray, threshold: float | None) -> list[int]:
-    """Candidates that are close relatives: a weight match, or (weights not vetoing) P(related) >= threshold."""
+def _relatives(cands: Candidates, order: np.ndarray, behaviour: set[int]) -> list[int]:
+    """Candidates that are close relatives, in candidate order: a weight match, or (weights not vetoing) one of
+    the `behaviour` relatives."""
     out = []
     for i in order:
         weights = cands.weight_relation(int(i))
-        if weights in WEIGHT_RELATIONS:
-            out.append(int(i))
-        elif weights != "unrelated" and threshold is not None and cands.probability[i] >= threshold:
+        if weights in WEIGHT_RELATIONS or (weights != "unrelated" and int(i) in behaviour):
             out.append(int(i))
     return out
 
 
 def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage: ReferenceLineage,
-                     order: np.ndarray, threshold: float | None, points: DecisionPoints | None,
-                     notes: list[str]) -> list[Flag]:
+                     order: np.ndarray, behaviour: set[int], sure: tuple[int, float] | None, posterior: float,
+                     points: DecisionPoints | None, notes: list[str]) -> list[Flag]:
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
     relatives, descendants, explained = [], [], []
-    for i in _relatives(cands, order, threshold):
+    for i in _relatives(cands, order, behaviour):
         rec = cands.records[i]
         parents = lineage.parents(rec.model_id, rec)
         if model in parents:
@@ -193,15 +216,16 @@ def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage:
                    f"{WEIGHT_RELATIONS[match['relation']]}; {family}), but its card {what}")
     else:
         message = (f"behaves like a close relative of {top.model_id} (P(related)={cands.probability[top_i]:.2f}, "
-                   f"{family}), but its card {what}")
+                   f"of its family with P {sure[1]:.2f}; {family}), but its card {what}")
     evidence = {"decided_by": "weights" if by_weights else "behaviour",
                 "relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
                 "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
                 "suggested_relation": ({"near-identical": "quantized", "close": "finetune"}
                                        [cands.weight_relation(top_i)] if by_weights else None),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
-                "threshold": round(threshold, 4) if threshold is not None else None,
-                "threshold_source": points.source if points else "uncalibrated: weights only",
+                "family_confidence": round(sure[1], 4) if sure is not None else None,
+                "relative_posterior": posterior,
+                "decision_source": points.source if points else "uncalibrated: weights only",
                 "evidence_kinds": (list(cands.scores.kinds) if cands.calibrated else []) + (
                     ["weights"] if by_weights else [])}
     return [Flag("undeclared-base", message, evidence)]

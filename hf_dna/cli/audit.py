@@ -58,9 +58,9 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
 @click.option("-k", "--top-k", "k", type=click.IntRange(1), default=5, show_default=True,
               help="How many nearest reference models to report.")
 @click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99), default=RELATIVE_POSTERIOR,
-              show_default=True, help="How sure undeclared-base must be: the share of the reference's top candidates "
-              "that are true relatives at the decision point. Lower finds more undeclared bases and raises more false "
-              "flags (measured trade-off: bench/RESULTS.md).")
+              show_default=True, help="How sure undeclared-base must be from behaviour: the probability, fitted on the "
+              "reference, that the top candidate is of the model's family. Lower finds more undeclared bases and "
+              "raises more false flags (measured trade-off: bench/RESULTS.md).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here (atomically) instead of stdout.")
