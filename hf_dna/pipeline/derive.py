@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from .backends.transformers import gguf_loading
 from .device import torch_threads
 
 #: what the demo's fine-tune learns: a made-up support assistant's voice (any short text would do)
@@ -44,7 +45,8 @@ def dequantized(gguf_file: str | os.PathLike) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    with gguf_loading():
+        loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):

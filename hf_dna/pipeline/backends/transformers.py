@@ -254,7 +254,7 @@ class TransformersGenerator:
         if self.device != "cpu":
             kwargs["device_map"] = _device_map(self.config, self.device, self.dtype)
         try:
-            with _gguf_loading() if self.source.gguf_file else contextlib.nullcontext():
+            with gguf_loading() if self.source.gguf_file else contextlib.nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(self.source.path, **kwargs)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemoryError(f"out of memory loading {self.source.model_id} on {self.device}") from None
@@ -310,7 +310,7 @@ class TransformersGenerator:
 
 
 @contextlib.contextmanager
-def _gguf_loading() -> Iterator[None]:
+def gguf_loading() -> Iterator[None]:
     """While a GGUF model loads: gguf's tensor-name map built once per (arch, layers) instead of once per module
     (transformers' ``get_gguf_hf_weights_map`` recurses over every submodule and rebuilds it each time; profiled:
     ~1/3 of SmolLM2's GGUF load; the map is only read, so the loaded weights are the same), and the loader's own
