@@ -224,29 +224,32 @@ def test_family_confidence_fitted_on_the_embedded_reference_tells_right_tops_fro
     sure, right = [], []
     for i, family in enumerate(families):
         if family:
-            top, confidence = points.family_confidence(scores[i], families)
-            sure.append(confidence)
-            right.append(families[top] == family)
+            top = points.top_candidate(scores[i], families)
+            sure.append(top.confidence)
+            right.append(families[top.index] == family)
     assert 0.2 < np.mean(right) < 0.9 and roc_auc_score(right, sure) > 0.75
 
 
 def test_family_confidence_reads_the_top_its_margin_and_its_familys_agreement():
-    from hf_dna.audit.decision import AGREEMENT_TOP, DecisionPoints, top_candidate_features
+    from hf_dna.audit.decision import AGREEMENT_TOP, DecisionPoints, TopCandidate, top_candidate_features
 
     p = np.array([0.9, np.nan, 0.6, 0.8, 0.1, 0.05, 0.02])
     families = ["a", "a", "b", "a", "", "", "c"]
-    top, features = top_candidate_features(p, families)
+    order, features = top_candidate_features(p, families)
     logit = lambda v: np.log(v / (1 - v))  # noqa: E731
-    assert top == 0  # the NaN candidate (no calibration applies) is left out
+    assert order == [0, 3, 2, 4, 5, 6]  # best first; the NaN candidate (no calibration applies) is left out
     assert np.allclose(features, [logit(0.9), logit(0.9) - logit(0.6), 2 / AGREEMENT_TOP])  # a, a, b, '', ''
     assert top_candidate_features(np.array([0.5, np.nan]), ["a", "a"]) is None
     # unlabelled candidates are families of their own: the runner-up '' counts as another family
     assert np.isclose(top_candidate_features(np.array([0.9, 0.7]), ["", ""])[1][1], logit(0.9) - logit(0.7))
     points = DecisionPoints(0.5, "test", (np.array([1.0, 1.0, 1.0]), 0.0, np.zeros(3), np.ones(3)))
-    base = points.family_confidence(p, families)[1]
-    assert points.family_confidence(np.where(np.arange(7) == 2, 0.3, p), families)[1] > base  # wider margin
-    assert points.family_confidence(p, ["a", "a", "b", "a", "a", "", "c"])[1] > base  # more agreement
-    assert DecisionPoints(0.5, "no fit").family_confidence(p, families) == (0, 0.9)  # the top's own P
+    top = points.top_candidate(p, families)
+    assert top.index == 0 and top.agreeing == [0, 3]  # its family among the best 5
+    assert points.top_candidate(np.where(np.arange(7) == 2, 0.3, p), families).confidence > top.confidence  # margin
+    more = points.top_candidate(p, ["a", "a", "b", "a", "a", "", "c"])
+    assert more.confidence > top.confidence and more.agreeing == [0, 3, 4]  # more agreement
+    assert DecisionPoints(0.5, "no fit").top_candidate(p, families) == TopCandidate(0, 0.9, [0, 3])  # the top's P
+    assert points.top_candidate(np.array([0.9, 0.8]), ["", ""]).agreeing == [0]  # unlabelled: a family of its own
 
 
 def test_unplaceable_declared_base_turns_relative_into_a_note(world, store):

@@ -35,14 +35,22 @@ RELATED = 0.5  # decision point of a calibrated probability
 RELATIVE_POSTERIOR = 0.95
 #: the best candidates whose families the agreement feature counts
 AGREEMENT_TOP = 5
-#: feature names of `top_candidate_features`, for reports
-TOP_FEATURES = ("logit P(related) of the top candidate", "its margin in logits over the best candidate of another "
-                "family", f"share of the best {AGREEMENT_TOP} candidates in its family")
 
 
-def top_candidate_features(probability: np.ndarray, families: Sequence[str]) -> tuple[int, np.ndarray] | None:
-    """The top-scored candidate and `TOP_FEATURES` of the candidate list; None with fewer than two scored
-    candidates. Candidates of no known family ('') count as families of their own."""
+@dataclass
+class TopCandidate:
+    """The top-scored candidate, how sure the decision point is that it is of the audited model's family, and the
+    candidates of its family among the `AGREEMENT_TOP` best (itself first)."""
+
+    index: int
+    confidence: float
+    agreeing: list[int]
+
+
+def top_candidate_features(probability: np.ndarray, families: Sequence[str]) -> tuple[list[int], np.ndarray] | None:
+    """The scored candidates best first, and three features of that list: the top's logit P(related), its margin in
+    logits over the best candidate of another family, the share of the `AGREEMENT_TOP` best in its family. None
+    with fewer than two scored candidates. Candidates of no known family ('') count as families of their own."""
     prob = np.asarray(probability, dtype=float)
     scored = np.flatnonzero(~np.isnan(prob))
     if len(scored) < 2:
@@ -54,7 +62,7 @@ def top_candidate_features(probability: np.ndarray, families: Sequence[str]) -> 
     top_logit = float(_logit(prob[top]))
     margin = top_logit - float(_logit(prob[other] if other is not None else 0.0))
     agreement = float(np.mean([key == keys[0] for key in keys[:AGREEMENT_TOP]]))
-    return top, np.array([top_logit, margin, agreement])
+    return [int(i) for i in order], np.array([top_logit, margin, agreement])
 
 
 @dataclass
@@ -63,23 +71,25 @@ class DecisionPoints:
 
     support: float
     source: str
-    #: logistic (coef, intercept, mean, scale) of "the top candidate is of the right family" on TOP_FEATURES
+    #: logistic (coef, intercept, mean, scale) of "the top candidate is of the right family" on the features of `top_candidate_features`
     family_fit: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
     n_top: int = 0
     n_support_pairs: int = 0
 
-    def family_confidence(self, probability: np.ndarray, families: Sequence[str]) -> tuple[int, float] | None:
-        """(index of the top candidate, probability that it is of the audited model's family); None without
-        two scored candidates. Without a fit (too few labelled models) the top's own P(related)."""
+    def top_candidate(self, probability: np.ndarray, families: Sequence[str]) -> TopCandidate | None:
+        """The top candidate and how sure this decision point is of its family; None without two scored
+        candidates. Without a fit (too few labelled models) the confidence is the top's own P(related)."""
         found = top_candidate_features(probability, families)
         if found is None:
             return None
-        top, features = found
+        order, features = found
+        top = order[0]
+        agreeing = [i for i in order[:AGREEMENT_TOP] if i == top or (families[i] and families[i] == families[top])]
         if self.family_fit is None:
-            return top, float(probability[top])
+            return TopCandidate(top, float(probability[top]), agreeing)
         coef, intercept, mean, scale = self.family_fit
         z = float(((features - mean) / scale) @ coef + intercept)
-        return top, float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+        return TopCandidate(top, float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))), agreeing)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -146,7 +156,7 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
         found = top_candidate_features(scores[i], fam)
         if found is not None:
             features.append(found[1])
-            right.append(fam[found[0]] == fam[i])
+            right.append(fam[found[0][0]] == fam[i])
     family_fit = _fit(np.array(features), np.array(right, dtype=float)) if features else None
     index = {r.model_id: i for i, r in enumerate(records)}
     roots = np.array([lineage.info(r.model_id).get("relation") == "base" for r in records]) & (fam != "")

@@ -6,8 +6,8 @@ disagreements into flags, each with its evidence:
 
 - ``undeclared-base``: a close relative (the weights say so, or behaviour: the top-scored candidate, and those
   of its family among the best few, when the reference's *relative* decision point is sure enough that the top
-  is of the model's family) that the card does not name, that is not a relative of a named base (same family) and not a descendant of the
-  audited model (its reference lineage does not name the audited model as parent). When the card names a base
+  is of the model's family) that the card does not name, that is not a relative of a named base (same family)
+  and not a descendant of the audited model (its reference lineage does not name the audited model as parent). When the card names a base
   that the reference cannot place (absent, family unknown) the relative may be of that family: a note, no flag;
 - ``unsupported-base``: a declared base present in the reference whose P(related) is below the *support*
   decision point, no member of its family reaching it either (a declared base absent from the reference gives
@@ -30,7 +30,7 @@ import numpy as np
 from ..evidence.lineage import GOOD_CONFIDENCE
 from ..pipeline.record import DNARecord
 from .candidates import Candidates, ReferenceLineage, cosine_distances, score_candidates
-from .decision import AGREEMENT_TOP, RELATED, RELATIVE_POSTERIOR, DecisionPoints, decision_points
+from .decision import RELATED, RELATIVE_POSTERIOR, DecisionPoints, TopCandidate, decision_points
 from .verdict import DERIVED_RELATIONS, TRAINED_RELATIONS, Declared, Flag, Neighbour, Verdict
 
 #: how the weights name a relation, strongest first
@@ -53,8 +53,9 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     points = decision_points(cands.calibration_store, cands.relation_model) if cands.calibrated else None
     order = _order(cands)
     nearest = [_neighbour(cands, lineage, i) for i in order[:k]]
-    sure = _family_confidence(cands, lineage, points)
-    behaviour = _behavioural_relatives(cands, lineage, sure, relative_posterior)
+    sure = points.top_candidate(cands.probability, [lineage.labelled_family(r.model_id) for r in cands.records]
+                                ) if points else None
+    behaviour = set(sure.agreeing) if sure is not None and sure.confidence >= relative_posterior else set()
     flags = []
     flags += _undeclared_base(model, declared, cands, lineage, order, behaviour, sure, relative_posterior, points,
                               notes)
@@ -96,28 +97,7 @@ def _weights_text(match: dict[str, Any]) -> str:
            if match.get("within_noise") is not None else ""))
 
 
-def _family_confidence(cands: Candidates, lineage: ReferenceLineage,
-                       points: DecisionPoints | None) -> tuple[int, float] | None:
-    """(top candidate, how sure the reference's decision point is that it is of the model's family)."""
-    if points is None:
-        return None
-    return points.family_confidence(cands.probability, [lineage.labelled_family(r.model_id) for r in cands.records])
-
-
-def _behavioural_relatives(cands: Candidates, lineage: ReferenceLineage, sure: tuple[int, float] | None,
-                           posterior: float) -> set[int]:
-    """When the top candidate is of the model's family with probability >= `posterior`: it and the candidates of
-    its family among the `AGREEMENT_TOP` best by P(related); else none."""
-    if sure is None or sure[1] < posterior:
-        return set()
-    top = sure[0]
-    family = lineage.labelled_family(cands.records[top].model_id)
-    best = np.argsort(-np.nan_to_num(cands.probability, nan=-1.0), kind="stable")[:AGREEMENT_TOP]
-    return {top} | ({int(i) for i in best if lineage.labelled_family(cands.records[i].model_id) == family}
-                    if family else set())
-
-
-def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, sure: tuple[int, float] | None,
+def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, sure: TopCandidate | None,
                       posterior: float, same_vocab: list[str]) -> dict[str, str]:
     """One line per kind of evidence: what it said about the closest candidates."""
     out = {}
@@ -136,10 +116,11 @@ def _evidence_summary(record: DNARecord, cands: Candidates, order: np.ndarray, s
     if not cands.calibrated:
         out["behaviour"] = "uncalibrated: nearest by DNA distance only"
     elif sure is not None:
-        top, confidence = sure
-        where = "at or above" if confidence >= posterior else "below"
+        top = sure.index
+        where = "at or above" if sure.confidence >= posterior else "below"
         out["behaviour"] = (f"closest {cands.records[top].model_id} P(related)={cands.probability[top]:.2f}; "
-                            f"of the same family with P {confidence:.2f}, {where} the decision point {posterior:.2f}")
+                            f"of the same family with P {sure.confidence:.2f}, {where} the decision point "
+                            f"{posterior:.2f}")
     if same_vocab:
         out["static"] = (f"same tokenizer vocabulary as {', '.join(same_vocab[:3])}"
                          + (" and more" if len(same_vocab) > 3 else ""))
@@ -170,7 +151,7 @@ def _relative_evidence(cands: Candidates, lineage: ReferenceLineage, i: int) -> 
 
 def _relatives(cands: Candidates, order: np.ndarray, behaviour: set[int]) -> list[int]:
     """Candidates that are close relatives, in candidate order: a weight match, or (weights not vetoing) one of
-    the `behaviour` relatives."""
+    the `behaviour` relatives (the top candidate's agreeing family members when the decision point is sure)."""
     out = []
     for i in order:
         weights = cands.weight_relation(int(i))
@@ -180,7 +161,7 @@ def _relatives(cands: Candidates, order: np.ndarray, behaviour: set[int]) -> lis
 
 
 def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage: ReferenceLineage,
-                     order: np.ndarray, behaviour: set[int], sure: tuple[int, float] | None, posterior: float,
+                     order: np.ndarray, behaviour: set[int], sure: TopCandidate | None, posterior: float,
                      points: DecisionPoints | None, notes: list[str]) -> list[Flag]:
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
@@ -216,14 +197,14 @@ def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage:
                    f"{WEIGHT_RELATIONS[match['relation']]}; {family}), but its card {what}")
     else:
         message = (f"behaves like a close relative of {top.model_id} (P(related)={cands.probability[top_i]:.2f}, "
-                   f"of its family with P {sure[1]:.2f}; {family}), but its card {what}")
+                   f"of its family with P {sure.confidence:.2f}; {family}), but its card {what}")
     evidence = {"decided_by": "weights" if by_weights else "behaviour",
                 "relatives": [_relative_evidence(cands, lineage, i) for i in relatives[:5]],
                 "n_relatives": len(relatives), "suggested_base_models": list(dict.fromkeys(suggested)),
                 "suggested_relation": ({"near-identical": "quantized", "close": "finetune"}
                                        [cands.weight_relation(top_i)] if by_weights else None),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
-                "family_confidence": round(sure[1], 4) if sure is not None else None,
+                "family_confidence": round(sure.confidence, 4) if sure is not None else None,
                 "relative_posterior": posterior,
                 "decision_source": points.source if points else "uncalibrated: weights only",
                 "evidence_kinds": (list(cands.scores.kinds) if cands.calibrated else []) + (

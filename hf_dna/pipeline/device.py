@@ -19,8 +19,11 @@ def cpu_threads() -> int:
     5-10x slower while another process kept the sibling busy (torch's OpenMP workers spin). The CPU count alone
     cannot tell these apart.
     """
+    chosen = _threads_from_env()
+    if chosen is not None:
+        return chosen
     n = core_threads()
-    if 1 < n <= 4 and not os.environ.get("HF_DNA_NUM_THREADS", "").strip() and not threads_pay_off(n):
+    if 1 < n <= 4 and not threads_pay_off(n):
         return 1
     return n
 
@@ -29,13 +32,20 @@ def core_threads() -> int:
     """``$HF_DNA_NUM_THREADS`` if set, else this process's share of the physical cores (the processes of an
     `accelerate launch` share them): the threads of numpy work that releases the GIL (the projection's random
     blocks, `hf_dna.pipeline.dna`), and the start of `cpu_threads`' choice for torch."""
-    env = os.environ.get("HF_DNA_NUM_THREADS", "").strip()
-    if env:
-        if not env.isdigit():
-            raise InvalidInputError(f"HF_DNA_NUM_THREADS must be a positive integer, not {env!r}")
-        return max(1, int(env))
+    chosen = _threads_from_env()
+    if chosen is not None:
+        return chosen
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, physical_cores() // local_processes)
+
+
+def _threads_from_env() -> int | None:
+    env = os.environ.get("HF_DNA_NUM_THREADS", "").strip()
+    if not env:
+        return None
+    if not env.isdigit():
+        raise InvalidInputError(f"HF_DNA_NUM_THREADS must be a positive integer, not {env!r}")
+    return max(1, int(env))
 
 
 def usable_cpus() -> set[int]:
