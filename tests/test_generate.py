@@ -228,7 +228,7 @@ def test_out_of_memory_is_a_typed_error(tiny_models, probes, monkeypatch):
     def oom(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr("transformers.LlamaForCausalLM.generate", oom)
+    monkeypatch.setattr("transformers.LlamaForCausalLM.forward", oom)
     with pytest.raises(errors.OutOfMemoryError, match="smaller --batch-size"):
         generate_responses(str(tiny_models["parent"]), probes, GREEDY, use_cache=False, progress=False)
 

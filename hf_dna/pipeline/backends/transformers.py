@@ -30,6 +30,7 @@ from ...errors import (
 )
 from ..device import resolve_device, resolve_dtype
 from ..responses import GenerationSettings
+from . import decode
 
 BACKEND = "transformers"
 #: files fetched from the Hub for a model: configs, tokenizer and safetensors weights (never pickles)
@@ -186,8 +187,27 @@ class TransformersGenerator:
         """The settings as stored in records and cache keys, with auto values resolved."""
         info = self.settings.to_dict()
         info.update(backend=BACKEND, dtype=self.dtype, device=self.device.split(":")[0],
-                    chat_template_used=self.use_chat_template, decoding=DECODING)
+                    chat_template_used=self.use_chat_template, decoding=self.decoding)
         return info
+
+    @functools.cached_property
+    def own_decoding(self) -> bool:
+        """Whether hf-dna's decoding loop (`decode.decode`: finished rows leave the batch, row-seeded sampling)
+        runs this model, decided from its class before the weights load; custom-code models use `generate()`."""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        if getattr(self.config, "auto_map", None):
+            return False
+        try:
+            return decode.supports(MODEL_FOR_CAUSAL_LM_MAPPING[type(self.config)])
+        except (KeyError, ValueError, TypeError):
+            return False
+
+    @property
+    def decoding(self) -> str:
+        """How continuations become responses (in the cache key and the record): sampled rows drawn by hf-dna's
+        loop are seeded per row, so they differ from `generate()`'s batch-seeded ones; greedy tokens are the same."""
+        return DECODING + (",row-seeded-nucleus" if self.settings.sampling and self.own_decoding else "")
 
     def prompt_ids(self, prompts: list[str] | tuple[str, ...]) -> list[list[int]]:
         """Token ids of each prompt, through the chat template when one is used."""
@@ -286,15 +306,20 @@ class TransformersGenerator:
             mask[row, width - len(seq):] = 1
         limit = self.context_length
         new_tokens = max(1, min(s.max_new_tokens, limit - width)) if limit else s.max_new_tokens
-        config = GenerationConfig(
-            max_new_tokens=new_tokens, do_sample=s.sampling, num_beams=1,
-            temperature=s.temperature if s.sampling else None, top_p=s.top_p if s.sampling else None,
-            pad_token_id=pad, eos_token_id=eos or None)
-        if s.sampling:
-            set_seed(s.seed + batch_no)  # python, numpy and torch: a batch samples the same whatever ran before
         device = self.model.device
         try:
             with torch.inference_mode():
+                if self.own_decoding:
+                    sampling = decode.Sampling(s.temperature, s.top_p, s.seed) if s.sampling else decode.Sampling()
+                    new = decode.decode(self.model, input_ids.to(device), mask.to(device), ids,
+                                        max_new_tokens=new_tokens, eos_ids=eos, sampling=sampling)
+                    return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new]
+                config = GenerationConfig(
+                    max_new_tokens=new_tokens, do_sample=s.sampling, num_beams=1,
+                    temperature=s.temperature if s.sampling else None, top_p=s.top_p if s.sampling else None,
+                    pad_token_id=pad, eos_token_id=eos or None)
+                if s.sampling:
+                    set_seed(s.seed + batch_no)  # python, numpy and torch: a batch samples the same whatever ran before
                 out = self.model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                                           generation_config=config)
         except (torch.OutOfMemoryError, MemoryError):

@@ -1,0 +1,216 @@
+"""The decoding loop of the transformers backend: one prefill of a left-padded batch, then one token a step for
+the rows still unfinished. A row leaves the batch, and its KV cache, at its end-of-sequence token, so every step
+costs what the unfinished rows need (profiled on CPU, SmolLM2 at 256 sampled tokens: 61-73% of the row-steps of
+`generate()` were spent on rows already finished).
+
+Greedy rows take the arg-max, as `generate()` does. Sampled rows draw from the nucleus (``top_p``) of the
+temperature-scaled distribution with their own generator, seeded from the run's seed and the row's prompt tokens:
+a probe's answer does not depend on which probes share its batch, the batch size, or what ran before. The nucleus
+is the one of transformers' `TopPLogitsWarper` (the most probable tokens until their mass reaches ``top_p``), found
+from the top candidates instead of a sort of the whole vocabulary at every step.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+#: candidates looked at first for the nucleus; a row whose nucleus is wider falls back to a full sort
+NUCLEUS_CANDIDATES = 64
+#: prompt tokens (rows x padded width) run through the model at once in the prefill
+PREFILL_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a row picks its next token: greedy (``temperature`` None) or nucleus sampling."""
+
+    temperature: float | None = None
+    top_p: float = 1.0
+    seed: int = 0
+
+
+def supports(model: Any) -> bool:
+    """Whether `model`'s forward takes the arguments this loop passes (a KV cache and ``logits_to_keep``); models
+    with other signatures (custom code, old architectures) go through `generate()` instead."""
+    params = inspect.signature(model.forward).parameters
+    return _cache_argument(params) is not None and "logits_to_keep" in params and "attention_mask" in params
+
+
+def _cache_argument(params: Any) -> str | None:
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+
+def row_seed(seed: int, prompt: list[int]) -> int:
+    """The seed of one row's generator: the run's seed and the prompt's token ids, hashed (64 bits)."""
+    digest = hashlib.sha256(f"{seed}:{','.join(map(str, prompt))}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[int]], *, max_new_tokens: int,
+           eos_ids: list[int], sampling: Sampling) -> list[list[int]]:
+    """New tokens of each row of a left-padded batch, each cut before its first end-of-sequence token."""
+    import torch
+
+    params = inspect.signature(model.forward).parameters
+    cache_arg = _cache_argument(params)
+    takes_positions = "position_ids" in params
+    rows = torch.arange(input_ids.shape[0])
+    mask = attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    generators = None
+    if sampling.temperature is not None:
+        generators = [torch.Generator().manual_seed(row_seed(sampling.seed, p)) for p in prompts]
+    eos = torch.tensor(sorted(set(eos_ids)) or [-1], device=input_ids.device)
+    tokens: list[list[int]] = [[] for _ in prompts]
+
+    def forward(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        kwargs = {cache_arg: cache, "attention_mask": mask, "use_cache": True, "logits_to_keep": 1}
+        if takes_positions:
+            kwargs["position_ids"] = positions
+        return model(input_ids=ids, **kwargs).logits[:, -1].float()
+
+    logits, cache = _prefill(forward, input_ids, mask, positions, model, input_ids.shape[1] + max_new_tokens)
+    for step in range(max_new_tokens):
+        chosen = _next_tokens(logits, sampling, [generators[r] for r in rows.tolist()] if generators else None)
+        finished = torch.isin(chosen, eos)
+        for row, token, done in zip(rows.tolist(), chosen.tolist(), finished.tolist()):
+            if not done:
+                tokens[row].append(token)
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break
+        if bool(finished.any()):
+            keep = (~finished).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows, chosen, mask, positions = rows[keep.cpu()], chosen[keep], mask[keep], positions[keep]
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+        positions = positions[:, -1:] + 1
+        logits = forward(chosen[:, None], mask, positions, cache)
+    return tokens
+
+
+def _prefill(forward: Any, input_ids: Any, mask: Any, positions: Any, model: Any,
+             capacity: int) -> tuple[Any, Any]:
+    """The prompts' last logits and their KV cache, with room for `capacity` positions reserved up front
+    (`ReservedLayer`). Where every layer of the cache is a plain growing one, the prompts run `PREFILL_TOKENS` at
+    a time (rows of the padded batch), writing into that room: the activations of a whole batch of long prompts
+    at once, and a cache copied at every step, are what set the peak memory of a run."""
+    import torch
+
+    cache = _new_cache(model)
+    layers = getattr(cache, "layers", None)
+    if layers is None:  # older transformers: its own cache, the whole batch at once
+        return forward(input_ids, mask, positions, cache), cache
+    from transformers.cache_utils import DynamicLayer
+
+    reserved = _reserved_layer_class()
+    plain = [number for number, layer in enumerate(layers) if type(layer) is DynamicLayer]
+    for number in plain:
+        layers[number] = reserved(input_ids.shape[0], capacity)
+    step = max(1, PREFILL_TOKENS // input_ids.shape[1]) if len(plain) == len(layers) else input_ids.shape[0]
+    logits = []
+    for start in range(0, input_ids.shape[0], step):
+        rows = slice(start, start + step)
+        for number in plain:
+            layers[number].select(rows, 0)
+        logits.append(forward(input_ids[rows], mask[rows], positions[rows], cache))
+    for number in plain:
+        layers[number].select(slice(None), input_ids.shape[1])
+    return torch.cat(logits), cache
+
+
+def _new_cache(model: Any) -> Any:
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config.get_text_config(decoder=True))
+    except TypeError:  # transformers before the config-aware cache
+        return DynamicCache()
+
+
+@functools.cache
+def _reserved_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class ReservedLayer(DynamicLayer):
+        """A `DynamicLayer` whose keys and values live in buffers sized for the whole batch and answer, allocated
+        at the first write: `DynamicLayer` concatenates a slightly bigger copy of itself at every step, which
+        fragments the heap. Writes go to the rows `select`ed (the prefill fills the batch a few rows at a time)."""
+
+        def __init__(self, rows: int, capacity: int):
+            super().__init__()
+            self._shape, self._rows, self._length = (rows, capacity), slice(None), 0
+            self._keys = self._values = None
+
+        def select(self, rows: slice, length: int) -> None:
+            self._rows, self._length = rows, length
+            if self._keys is not None:
+                self._view()
+
+        def _view(self) -> None:
+            self.keys = self._keys[self._rows, :, :self._length]
+            self.values = self._values[self._rows, :, :self._length]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            import torch
+
+            if self._keys is None:
+                self.lazy_initialization(key_states, value_states)
+                rows, capacity = self._shape
+                shape = (rows, key_states.shape[1], capacity, key_states.shape[-1])
+                self._keys, self._values = key_states.new_empty(shape), value_states.new_empty(shape)
+            start, new = self._length, key_states.shape[-2]
+            if start + new > self._keys.shape[-2]:  # past the reserved room: grow by doubling
+                pad = (0, 0, 0, max(start + new, 2 * self._keys.shape[-2]) - self._keys.shape[-2])
+                self._keys = torch.nn.functional.pad(self._keys, pad)
+                self._values = torch.nn.functional.pad(self._values, pad)
+            self._keys[self._rows, :, start:start + new] = key_states
+            self._values[self._rows, :, start:start + new] = value_states
+            self._length = start + new
+            self._view()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._length
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self._keys is not None:
+                self._keys, self._values = self._keys[indices], self._values[indices]
+                self._view()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove < 0 and self._keys is not None:
+                self._length = max(0, self._length + tokens_to_remove)
+                self._view()
+
+    return ReservedLayer
+
+
+def _next_tokens(logits: Any, sampling: Sampling, generators: list[Any] | None) -> Any:
+    if generators is None:
+        return logits.argmax(dim=-1)
+    import torch
+
+    probs = (logits / sampling.temperature).softmax(dim=-1)
+    if sampling.top_p >= 1.0:
+        return torch.cat([torch.multinomial(probs[row], 1, generator=g) for row, g in enumerate(generators)])
+    top, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+    chosen = []
+    for row, generator in enumerate(generators):
+        values, index = top[row], order[row]
+        if float(values.sum()) < sampling.top_p:  # a flat distribution: its nucleus is wider than the candidates
+            values, index = probs[row].sort(descending=True)
+        kept = nucleus_size(values, sampling.top_p)
+        chosen.append(index[torch.multinomial(values[:kept], 1, generator=generator)])
+    return torch.cat(chosen)
+
+
+def nucleus_size(sorted_probs: Any, top_p: float) -> int:
+    """How many of the most probable tokens (probabilities sorted descending) form the nucleus: those whose more
+    probable tokens hold less than `top_p` of the mass (so the token that crosses `top_p` is kept; at least one)."""
+    if top_p >= 1.0:
+        return int(sorted_probs.shape[-1])
+    before = sorted_probs.cumsum(-1) - sorted_probs
+    return max(1, int((before < top_p).sum()))
