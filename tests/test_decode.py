@@ -103,3 +103,29 @@ def test_models_the_loop_cannot_drive_use_generate(tiny_models):
     generator.config.auto_map = {"AutoModelForCausalLM": "custom.Model"}
     del generator.own_decoding
     assert not generator.own_decoding and generator.decoding == "until-eos,skip-special,strip"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["smollm2_gguf", "gemma_gguf"])
+def test_real_models_greedy_equals_generate(fixture, request):
+    """The shipped SmolLM2 (Llama layers) and gemma-3-270m (sliding-window and global layers) GGUFs: the loop's
+    greedy answers are generate()'s, with the prefill split into row chunks where the cache allows it."""
+    import torch
+
+    from hf_dna.pipeline.backends.transformers import TransformersGenerator, resolve_source
+
+    generator = TransformersGenerator(resolve_source(str(request.getfixturevalue(fixture))),
+                                      GenerationSettings(max_new_tokens=12, dtype="float32", chat_template="off"))
+    prompts = generator.prompt_ids(load_probe_set("paper600:6").prompts)
+    ids, mask = _left_padded(prompts, pad=generator.tokenizer.pad_token_id or 0)
+    eos = generator._eos_ids()
+    with torch.inference_mode():
+        ref = generator.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                                       pad_token_id=generator.tokenizer.pad_token_id or 0, eos_token_id=eos)
+        ours = decode.decode(generator.model, ids, mask, prompts, max_new_tokens=12, eos_ids=eos,
+                             sampling=decode.Sampling())
+    expected = []
+    for row in ref[:, ids.shape[1]:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in eos), len(row))
+        expected.append(row[:cut])
+    assert ours == expected and any(ours)
