@@ -61,6 +61,14 @@ def test_nucleus_is_the_one_of_transformers_top_p():
         ours = decode.nucleus_size(logits.softmax(-1)[0].sort(descending=True).values, top_p)
         assert ours == kept_hf, (trial, ours, kept_hf)
     assert decode.nucleus_size(torch.tensor([0.97, 0.02, 0.01]), 0.9) == 1
+    # after transformers' default top-k (50, applied before top-p), as the loop draws
+    from transformers.generation.logits_process import TopKLogitsWarper
+
+    for trial in range(100):
+        logits = torch.randn(1, 3000, generator=generator) * [0.3, 1.0, 3.0][trial % 3]
+        kept_hf = int(torch.isfinite(TopPLogitsWarper(0.9)(None, TopKLogitsWarper(50)(None, logits.clone()))).sum())
+        top = logits.softmax(-1).topk(50).values[0]
+        assert decode.nucleus_size(top / top.sum(), 0.9) == kept_hf
     assert decode.nucleus_size(torch.tensor([0.5, 0.3, 0.2]), 1.0) == 3
 
 
@@ -69,8 +77,7 @@ def test_sampled_draws_follow_the_nucleus_distribution():
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     sampling = decode.Sampling(temperature=1.0, top_p=0.9, seed=1)
-    generators = [torch.Generator().manual_seed(s) for s in range(1)]
-    draws = torch.cat([decode._next_tokens(logits, sampling, generators) for _ in range(4000)])
+    draws = torch.cat([decode._next_tokens(logits, sampling, [7], step) for step in range(4000)])
     freq = torch.bincount(draws, minlength=4).float() / len(draws)
     # nucleus {0, 1, 2} (0.95 >= 0.9), renormalised: 0.526, 0.316, 0.158; token 3 never
     assert freq[3] == 0
@@ -87,7 +94,7 @@ def test_sampled_answers_do_not_depend_on_the_batch(tiny_models):
     four, one = run(4), run(1)
     assert four.texts == one.texts and len(set(four.texts)) > 1
     assert run(4, seed=43).texts != four.texts
-    assert four.generation["decoding"].endswith("row-seeded-nucleus")
+    assert four.generation["decoding"].endswith("coupled-top50-nucleus")
 
 
 def test_models_the_loop_cannot_drive_use_generate(tiny_models):
@@ -129,3 +136,22 @@ def test_real_models_greedy_equals_generate(fixture, request):
         cut = next((i for i, t in enumerate(row) if t in eos), len(row))
         expected.append(row[:cut])
     assert ours == expected and any(ours)
+
+
+def test_models_asked_the_same_prompt_share_the_sampling_noise():
+    """Two close distributions draw the same token far more often than independent draws would: the noise is fixed
+    by (seed, step, token id), not by the order of the candidates."""
+    import torch
+
+    generator = torch.Generator().manual_seed(3)
+    sampling = decode.Sampling(temperature=1.0, top_p=0.9, seed=1)
+    same = 0
+    for step in range(500):
+        base = torch.randn(1, 200, generator=generator) * 2
+        close = base + 0.3 * torch.randn(1, 200, generator=generator)
+        same += int(decode._next_tokens(base, sampling, [11], step) == decode._next_tokens(close, sampling, [11], step))
+    independent = sum(
+        int(decode._next_tokens(torch.randn(1, 200, generator=generator) * 2, sampling, [11], step) ==
+            decode._next_tokens(torch.randn(1, 200, generator=generator) * 2, sampling, [12], step))
+        for step in range(500))
+    assert same > 350 and independent < 100

@@ -4,7 +4,8 @@ costs what the unfinished rows need (profiled on CPU, SmolLM2 at 256 sampled tok
 `generate()` were spent on rows already finished).
 
 Greedy rows take the arg-max, as `generate()` does. Sampled rows draw from the nucleus (``top_p``) of the
-temperature-scaled distribution with their own generator, seeded from the run's seed and the row's prompt tokens:
+temperature-scaled top-50 (transformers' default top-k) with noise fixed by the run's seed, the row's prompt tokens,
+the step and the token id (so models asked the same prompt share it):
 a probe's answer does not depend on which probes share its batch, the batch size, or what ran before. The nucleus
 is the one of transformers' `TopPLogitsWarper` (the most probable tokens until their mass reaches ``top_p``), found
 from the top candidates instead of a sort of the whole vocabulary at every step.
@@ -17,8 +18,11 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-#: candidates looked at first for the nucleus; a row whose nucleus is wider falls back to a full sort
+#: candidates looked at first for the nucleus when there is no top-k; a wider nucleus falls back to a full sort
 NUCLEUS_CANDIDATES = 64
+#: the top-k that transformers' `generate()` applies by default before top-p (its global default, so what
+#: llm-dna and the LLM DNA paper's sampling used); the loop applies it too, in the same order
+TOP_K = 50
 #: prompt tokens (rows x padded width) run through the model at once in the prefill
 PREFILL_TOKENS = 1024
 
@@ -30,6 +34,7 @@ class Sampling:
     temperature: float | None = None
     top_p: float = 1.0
     seed: int = 0
+    top_k: int | None = TOP_K
 
 
 def supports(model: Any) -> bool:
@@ -60,9 +65,7 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[i
     rows = torch.arange(input_ids.shape[0])
     mask = attention_mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    generators = None
-    if sampling.temperature is not None:
-        generators = [torch.Generator().manual_seed(row_seed(sampling.seed, p)) for p in prompts]
+    seeds = [row_seed(sampling.seed, p) for p in prompts] if sampling.temperature is not None else None
     eos = torch.tensor(sorted(set(eos_ids)) or [-1], device=input_ids.device)
     tokens: list[list[int]] = [[] for _ in prompts]
 
@@ -74,7 +77,7 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[i
 
     logits, cache = _prefill(forward, input_ids, mask, positions, model, input_ids.shape[1] + max_new_tokens)
     for step in range(max_new_tokens):
-        chosen = _next_tokens(logits, sampling, [generators[r] for r in rows.tolist()] if generators else None)
+        chosen = _next_tokens(logits, sampling, [seeds[r] for r in rows.tolist()] if seeds else None, step)
         finished = torch.isin(chosen, eos)
         for row, token, done in zip(rows.tolist(), chosen.tolist(), finished.tolist()):
             if not done:
@@ -188,23 +191,46 @@ def _reserved_layer_class() -> type:
     return ReservedLayer
 
 
-def _next_tokens(logits: Any, sampling: Sampling, generators: list[Any] | None) -> Any:
-    if generators is None:
+def _next_tokens(logits: Any, sampling: Sampling, row_seeds: list[int] | None, step: int = 0) -> Any:
+    """Greedy: the arg-max. Sampled: temperature, then the top-k, then the nucleus of what is left (the order of
+    transformers' warpers), and one draw per row by the exponential race (``argmax p / E``, which picks a token
+    with probability ``p``) with ``E`` drawn per (row seed, step, token id) by `race_noise`: two models asked the
+    same prompt share the noise of every token, so where their distributions agree they draw the same token (as
+    `generate()` does with one seed for the whole batch, which keeps parents and children close)."""
+    if row_seeds is None:
         return logits.argmax(dim=-1)
     import torch
 
     probs = (logits / sampling.temperature).softmax(dim=-1)
-    if sampling.top_p >= 1.0:
-        return torch.cat([torch.multinomial(probs[row], 1, generator=g) for row, g in enumerate(generators)])
-    top, order = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+    vocab = probs.shape[-1]
+    k = min(sampling.top_k, vocab) if sampling.top_k else min(NUCLEUS_CANDIDATES, vocab)
+    top, order = probs.topk(k, dim=-1)
+    if sampling.top_k:  # the top-k's own distribution, as top-p sees it after top-k
+        top = top / top.sum(dim=-1, keepdim=True)
     chosen = []
-    for row, generator in enumerate(generators):
+    for row, seed in enumerate(row_seeds):
         values, index = top[row], order[row]
-        if float(values.sum()) < sampling.top_p:  # a flat distribution: its nucleus is wider than the candidates
-            values, index = probs[row].sort(descending=True)
+        if not sampling.top_k and (sampling.top_p >= 1.0 or float(values.sum()) < sampling.top_p):
+            values, index = probs[row].sort(descending=True)  # no top-k and a nucleus wider than the candidates
         kept = nucleus_size(values, sampling.top_p)
-        chosen.append(index[torch.multinomial(values[:kept], 1, generator=generator)])
-    return torch.cat(chosen)
+        noise = torch.from_numpy(race_noise(seed, step, index[:kept].cpu().numpy())).to(values.device)
+        chosen.append(index[int((values[:kept].double() / noise).argmax())])
+    return torch.stack(chosen)
+
+
+def race_noise(seed: int, step: int, tokens: Any) -> Any:
+    """Exp(1) draws, one per token id, fixed by (`seed`, `step`, token): splitmix64 of the three, as float64."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed & (2**64 - 1)) ^ np.uint64((step * 0xD1B54A32D192ED03) & (2**64 - 1))
+             ^ (tokens.astype(np.uint64) * np.uint64(0x8CB92BA72F3D8DD7)))
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    uniform = ((z >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    return -np.log(uniform)
 
 
 def nucleus_size(sorted_probs: Any, top_p: float) -> int:

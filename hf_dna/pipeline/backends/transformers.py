@@ -207,8 +207,9 @@ class TransformersGenerator:
     @property
     def decoding(self) -> str:
         """How continuations become responses (in the cache key and the record): sampled rows drawn by hf-dna's
-        loop are seeded per row, so they differ from `generate()`'s batch-seeded ones; greedy tokens are the same."""
-        return DECODING + (",row-seeded-nucleus" if self.settings.sampling and self.own_decoding else "")
+        loop share their noise per prompt and token (`decode`), so they differ from `generate()`'s batch-seeded
+        ones; greedy tokens are the same."""
+        return DECODING + (",coupled-top50-nucleus" if self.settings.sampling and self.own_decoding else "")
 
     def prompt_ids(self, prompts: list[str] | tuple[str, ...]) -> list[list[int]]:
         """Token ids of each prompt, through the chat template when one is used."""
