@@ -5,10 +5,10 @@ costs what the unfinished rows need (profiled on CPU, SmolLM2 at 256 sampled tok
 
 Greedy rows take the arg-max, as `generate()` does. Sampled rows draw from the nucleus (``top_p``) of the
 temperature-scaled top-50 (transformers' default top-k) with noise fixed by the run's seed, the row's prompt tokens,
-the step and the token id (so models asked the same prompt share it):
-a probe's answer does not depend on which probes share its batch, the batch size, or what ran before. The nucleus
-is the one of transformers' `TopPLogitsWarper` (the most probable tokens until their mass reaches ``top_p``), found
-from the top candidates instead of a sort of the whole vocabulary at every step.
+the step and the token id (so models asked the same prompt share it): a probe's answer does not depend on which
+probes share its batch, the batch size, or what ran before. The nucleus is the one of transformers'
+`TopPLogitsWarper` (the most probable tokens until their mass reaches ``top_p``), taken from the top-k instead of
+a sort of the whole vocabulary at every step.
 """
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-#: candidates looked at first for the nucleus when there is no top-k; a wider nucleus falls back to a full sort
-NUCLEUS_CANDIDATES = 64
 #: the top-k that transformers' `generate()` applies by default before top-p (its global default, so what
 #: llm-dna and the LLM DNA paper's sampling used); the loop applies it too, in the same order
 TOP_K = 50
@@ -49,7 +47,8 @@ def _cache_argument(params: Any) -> str | None:
 
 
 def row_seed(seed: int, prompt: list[int]) -> int:
-    """The seed of one row's generator: the run's seed and the prompt's token ids, hashed (64 bits)."""
+    """The seed of one row's sampling noise (`race_noise`): the run's seed and the prompt's token ids, hashed
+    (63 bits)."""
     digest = hashlib.sha256(f"{seed}:{','.join(map(str, prompt))}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
@@ -62,7 +61,7 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[i
     params = inspect.signature(model.forward).parameters
     cache_arg = _cache_argument(params)
     takes_positions = "position_ids" in params
-    rows = torch.arange(input_ids.shape[0])
+    rows = list(range(input_ids.shape[0]))  # the batch row of each row still decoding
     mask = attention_mask
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     seeds = [row_seed(sampling.seed, p) for p in prompts] if sampling.temperature is not None else None
@@ -77,9 +76,9 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[i
 
     logits, cache = _prefill(forward, input_ids, mask, positions, model, input_ids.shape[1] + max_new_tokens)
     for step in range(max_new_tokens):
-        chosen = _next_tokens(logits, sampling, [seeds[r] for r in rows.tolist()] if seeds else None, step)
+        chosen = _next_tokens(logits, sampling, [seeds[r] for r in rows] if seeds else None, step)
         finished = torch.isin(chosen, eos)
-        for row, token, done in zip(rows.tolist(), chosen.tolist(), finished.tolist()):
+        for row, token, done in zip(rows, chosen.tolist(), finished.tolist()):
             if not done:
                 tokens[row].append(token)
         if step == max_new_tokens - 1 or bool(finished.all()):
@@ -87,7 +86,8 @@ def decode(model: Any, input_ids: Any, attention_mask: Any, prompts: list[list[i
         if bool(finished.any()):
             keep = (~finished).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
-            rows, chosen, mask, positions = rows[keep.cpu()], chosen[keep], mask[keep], positions[keep]
+            rows = [rows[i] for i in keep.tolist()]
+            chosen, mask, positions = chosen[keep], mask[keep], positions[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         positions = positions[:, -1:] + 1
         logits = forward(chosen[:, None], mask, positions, cache)
@@ -199,31 +199,28 @@ def _next_tokens(logits: Any, sampling: Sampling, row_seeds: list[int] | None, s
     `generate()` does with one seed for the whole batch, which keeps parents and children close)."""
     if row_seeds is None:
         return logits.argmax(dim=-1)
+    import numpy as np
     import torch
 
     probs = (logits / sampling.temperature).softmax(dim=-1)
-    vocab = probs.shape[-1]
-    k = min(sampling.top_k, vocab) if sampling.top_k else min(NUCLEUS_CANDIDATES, vocab)
-    top, order = probs.topk(k, dim=-1)
     if sampling.top_k:  # the top-k's own distribution, as top-p sees it after top-k
+        top, order = probs.topk(min(sampling.top_k, probs.shape[-1]), dim=-1)
         top = top / top.sum(dim=-1, keepdim=True)
-    chosen = []
-    for row, seed in enumerate(row_seeds):
-        values, index = top[row], order[row]
-        if not sampling.top_k and (sampling.top_p >= 1.0 or float(values.sum()) < sampling.top_p):
-            values, index = probs[row].sort(descending=True)  # no top-k and a nucleus wider than the candidates
-        kept = nucleus_size(values, sampling.top_p)
-        noise = torch.from_numpy(race_noise(seed, step, index[:kept].cpu().numpy())).to(values.device)
-        chosen.append(index[int((values[:kept].double() / noise).argmax())])
-    return torch.stack(chosen)
+    else:
+        top, order = probs.sort(dim=-1, descending=True)
+    noise = race_noise(np.array(row_seeds, dtype=np.uint64)[:, None], step, order.cpu().numpy())
+    race = (top.double() / torch.from_numpy(noise).to(top.device)).masked_fill(~nucleus_mask(top, sampling.top_p),
+                                                                             -float("inf"))
+    return order.gather(-1, race.argmax(dim=-1, keepdim=True)).squeeze(-1)
 
 
-def race_noise(seed: int, step: int, tokens: Any) -> Any:
-    """Exp(1) draws, one per token id, fixed by (`seed`, `step`, token): splitmix64 of the three, as float64."""
+def race_noise(seed: Any, step: int, tokens: Any) -> Any:
+    """Exp(1) draws, one per token id, fixed by (`seed`, `step`, token): splitmix64 of the three, as float64
+    (`seed` an int or an array broadcasting against `tokens`, e.g. one row seed per row of token ids)."""
     import numpy as np
 
     with np.errstate(over="ignore"):
-        z = (np.uint64(seed & (2**64 - 1)) ^ np.uint64((step * 0xD1B54A32D192ED03) & (2**64 - 1))
+        z = (np.asarray(seed, dtype=np.uint64) ^ np.uint64((step * 0xD1B54A32D192ED03) & (2**64 - 1))
              ^ (tokens.astype(np.uint64) * np.uint64(0x8CB92BA72F3D8DD7)))
         z = z + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -233,10 +230,17 @@ def race_noise(seed: int, step: int, tokens: Any) -> Any:
     return -np.log(uniform)
 
 
-def nucleus_size(sorted_probs: Any, top_p: float) -> int:
-    """How many of the most probable tokens (probabilities sorted descending) form the nucleus: those whose more
-    probable tokens hold less than `top_p` of the mass (so the token that crosses `top_p` is kept; at least one)."""
+def nucleus_mask(sorted_probs: Any, top_p: float) -> Any:
+    """Which of the most probable tokens (probabilities sorted descending, last axis) form the nucleus: those whose
+    more probable tokens hold less than `top_p` of the mass (so the token that crosses `top_p` is kept; at least
+    the first)."""
     if top_p >= 1.0:
-        return int(sorted_probs.shape[-1])
-    before = sorted_probs.cumsum(-1) - sorted_probs
-    return max(1, int((before < top_p).sum()))
+        return sorted_probs.new_ones(sorted_probs.shape, dtype=bool)
+    keep = (sorted_probs.cumsum(-1) - sorted_probs) < top_p
+    keep[..., 0] = True
+    return keep
+
+
+def nucleus_size(sorted_probs: Any, top_p: float) -> int:
+    """How many tokens of one sorted distribution form the nucleus (`nucleus_mask`)."""
+    return int(nucleus_mask(sorted_probs, top_p).sum())

@@ -193,7 +193,7 @@ class TransformersGenerator:
 
     @functools.cached_property
     def own_decoding(self) -> bool:
-        """Whether hf-dna's decoding loop (`decode.decode`: finished rows leave the batch, row-seeded sampling)
+        """Whether hf-dna's decoding loop (`decode.decode`: finished rows leave the batch, shared sampling noise)
         runs this model, decided from its class before the weights load; custom-code models use `generate()`."""
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
