@@ -147,6 +147,52 @@ def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: st
     return {"wall": wall, "rss": rss, "dna": vector, "prompts": [r["prompt"] for r in responses]}
 
 
+def llm_dna_many(exe: Path, models: list[Path], n_probes: int, max_new: int, encoder: str, env: dict) -> dict:
+    """All `models` in one llm-dna process (its repeated ``--model-name``)."""
+    out_dir = OUT / "llmdna" / "many"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    names = [arg for m in models for arg in ("--model-name", str(m))]
+    cmd = [str(exe), *names, "--dataset", "rand", "--max-samples", str(n_probes), "--sentence-encoder", encoder,
+           "--device", "cpu", "--encoder-device", "cpu", "--temperature", "0", "--max-length", str(max_new),
+           "--no-use-chat-template", "--random-seed", "42", "--output-dir", str(out_dir)]
+    wall, rss = run_measured(cmd, env, OUT / "llmdna-many.log")
+    found = len(list(out_dir.rglob("*_dna.json")))
+    if found != len(models):
+        raise SystemExit(f"llm-dna wrote {found} DNAs for {len(models)} models (see {OUT / 'llmdna-many.log'})")
+    return {"wall": wall, "rss": rss}
+
+
+def hf_dna_many(models: list[Path], probes: Path, max_new: int, env: dict) -> dict:
+    """All `models` in one ``hf-dna extract m1 m2 ...`` process."""
+    out = OUT / "hfdna" / "many.jsonl"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "hf_dna", "extract", *map(str, models), "--probes", str(probes),
+           "--max-new-tokens", str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet",
+           "-o", str(out)]
+    wall, rss = run_measured(cmd, env, OUT / "hfdna-many.log")
+    from hf_dna.pipeline.record import read_records
+
+    found = len(read_records(out))
+    if found != len(models):
+        raise SystemExit(f"hf-dna wrote {found} records for {len(models)} models (see {OUT / 'hfdna-many.log'})")
+    return {"wall": wall, "rss": rss}
+
+
+IMPORT_FLOOR = ("import torch, transformers, tokenizers; from transformers.models.gpt2 import modeling_gpt2; "
+                "from transformers.models.bert import modeling_bert")
+
+
+def import_floor(env: dict, repeats: int = 3) -> float:
+    """Fastest of `repeats` runs of a process that only imports torch, transformers and the GPT-2 and BERT
+    modules (what any transformers-based extraction of these models pays before its first step)."""
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", IMPORT_FLOOR], env=env, check=True)
+        walls.append(time.perf_counter() - start)
+    return min(walls)
+
+
 def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[str],
                extra_env: dict[str, str] | None = None) -> dict:
     tag = model.name + "".join(extra).replace("-", "") + "".join(f"{k}{v}" for k, v in (extra_env or {}).items())
@@ -240,6 +286,7 @@ def main() -> None:
 
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations, peer_walls = [], {}, {}
+    many_rows, floors = [], {}
     for label, models, n_probes, variants in jobs:
         peer, ours = {}, {v: {} for v, _, _ in variants}
         for name, path in models.items():
@@ -260,6 +307,16 @@ def main() -> None:
             rows.append((label, len(models), n_probes, variant, wall, rss))
         if len(models) == 3 and same_prompts:
             separations[label] = (separation(peer), separation(ours[default[0]]))
+            best_threads = min(args.peer_threads.split(","), key=lambda t: sum(
+                w[args.peer_threads.split(",").index(t)] for w in peer_walls[label]))
+            peer_many = llm_dna_many(exe, list(models.values()), n_probes, args.max_new_tokens, encoder,
+                                     {**env, "OMP_NUM_THREADS": best_threads})
+            ours_many = hf_dna_many(list(models.values()), probes, args.max_new_tokens, env)
+            print(f"{label} x{len(models)} in one process: llm-dna {peer_many['wall']:.1f} s, hf-dna "
+                  f"{ours_many['wall']:.1f} s", flush=True)
+            many_rows.append((label, len(models), n_probes, (peer_many["wall"], ours_many["wall"]),
+                              (peer_many["rss"], ours_many["rss"])))
+            floors[label] = (min(r["wall"] for r in peer.values()), import_floor(env))
 
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {hardware()}. Same probes (llm-dna's `rand` set, "
              f"seed 42), greedy, {args.max_new_tokens} new tokens, no chat template, all-MiniLM-L6-v2 from "
@@ -269,6 +326,15 @@ def main() -> None:
     for label, n_models, n_probes, variant, wall, rss in rows:
         lines.append(f"| {label} x{n_models} | {n_probes} | {variant} | {wall[0]:.1f} s | {wall[1]:.1f} s | "
                      f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
+    for label, n_models, n_probes, wall, rss in many_rows:
+        lines.append(f"| {label} x{n_models}, **all in one process** (llm-dna's repeated `--model-name`, "
+                     f"`hf-dna extract m1 m2 m3`) | {n_probes} | defaults | {wall[0]:.1f} s | {wall[1]:.1f} s | "
+                     f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
+    for label, (peer_wall, floor) in floors.items():
+        lines.append("")
+        lines.append(f"Import floor for the {label}s: a process that only imports torch, transformers and the GPT-2 "
+                     f"and BERT modules takes {floor:.1f} s here, so one process per {label} can be at most "
+                     f"{peer_wall / floor:.1f}x llm-dna's fastest {peer_wall:.1f} s even if it did no work.")
     for label, (peer_sep, our_sep) in separations.items():
         lines.append("")
         lines.append(f"Relationship separation on the {label}s, d(parent,child)/d(parent,unrelated) of each tool's "

@@ -37,6 +37,16 @@ def test_several_models_to_parquet(runner, tiny_models, tmp_path):
     assert [r.model_id for r in records] == ["parent", "gpt2"] and {r.dim for r in records} == {32}
 
 
+def test_several_models_to_jsonl_one_record_a_line(runner, tiny_models, tmp_path):
+    out = tmp_path / "dna.jsonl"
+    args = ["extract", str(tiny_models["parent"]), str(tiny_models["gpt2"]), *TINY, "-o", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["model_id"] for line in lines] == ["parent", "gpt2"]
+    assert [r.model_id for r in read_records(out)] == ["parent", "gpt2"]
+
+
 def test_responses_file_and_sampling_flags(runner, tiny_models, tmp_path):
     responses = tmp_path / "r.jsonl"
     responses.write_text("".join(json.dumps({"probe": i, "response": f"text {i}"}) + "\n" for i in range(6)))

@@ -132,11 +132,14 @@ def write_parquet(table, sink) -> None:
 
 
 def write_records(records: list[DNARecord], path: str | os.PathLike) -> Path:
-    """Write records atomically: ``.parquet`` as a table, anything else as JSON (one object, or a list)."""
+    """Write records atomically: ``.parquet`` as a table, ``.jsonl`` one object a line, anything else as JSON
+    (one object, or a list)."""
     path = Path(path)
     if path.suffix == ".parquet":
         with atomic_path(path) as tmp:
             write_parquet(records_to_table(records), tmp)
+    elif path.suffix == ".jsonl":
+        atomic_write_text(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
     else:
         atomic_write_text(path, dumps_records(records) + "\n")
     return path
