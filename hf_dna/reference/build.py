@@ -261,6 +261,8 @@ def _with_added_section(readme: str, model_ids: list[str], notes: list[str]) -> 
     """The store's card with the added models listed under `ADDED_HEADING` (provenance of what is not rebuilt by
     the card's own command)."""
     line = f"- {', '.join(f'`{m}`' for m in model_ids)}: {'; '.join(notes)}"
-    if ADDED_HEADING in readme:
-        return readme.rstrip("\n") + "\n" + line + "\n"
-    return readme.rstrip("\n") + f"\n\n{ADDED_HEADING}\n\n{line}\n"
+    if ADDED_HEADING not in readme:
+        return readme.rstrip("\n") + f"\n\n{ADDED_HEADING}\n\n{line}\n"
+    head, rest = readme.split(ADDED_HEADING, 1)
+    section, heading, after = rest.partition("\n## ")  # the line goes at the end of this section, not the card's
+    return head + ADDED_HEADING + section.rstrip("\n") + "\n" + line + "\n" + ("\n## " + after if heading else "")
