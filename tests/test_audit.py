@@ -217,7 +217,9 @@ def test_family_confidence_fitted_on_the_embedded_reference_tells_right_tops_fro
     points = decision_points(store, model)
     assert points.family_fit is not None and points.n_top > 150
     coef = points.family_fit[0]
-    assert coef[0] > 0 and coef[2] > 0  # surer with a higher top P(related) and more agreement of its family
+    # surer with a wider margin over other families and more agreement of its family (the top's own logit is
+    # collinear with its margin: its coefficient is ~0 on this store, +-0.03 as single records change)
+    assert coef[1] > 0.3 and coef[2] > 0.3
     lineage = ReferenceLineage(store)
     families = [lineage.labelled_family(r.model_id) for r in store.records]
     scores = model.all_pairs(store.records)
