@@ -42,3 +42,17 @@ def test_demo_needs_a_probe_set_with_an_embedded_store():
     result = CliRunner().invoke(main, ["demo", "--model", "smollm2", "--probes", "rand-en-5", "--quiet"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("probes", ["nope", "rand-en-5"])
+def test_demo_checks_its_probes_before_making_the_fine_tune(probes, tmp_path, monkeypatch):
+    import hf_dna.hub
+    import hf_dna.pipeline.derive
+
+    made = []
+    monkeypatch.setattr(hf_dna.hub, "hf_dna_home", lambda: tmp_path / "hf-dna")
+    monkeypatch.setattr(hf_dna.pipeline.derive, "demo_model", lambda *a, **k: made.append(a))
+    result = CliRunner().invoke(main, ["demo", "--probes", probes])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert made == []  # no fine-tune made (nor announced) for a run that cannot audit

@@ -37,26 +37,30 @@ def demo_cmd(name: str, probes: str, fmt: str, max_new_tokens: int, quiet: bool)
     from ..audit import audit
     from ..audit.render import render
     from ..hub import hf_dna_home
-    from ..pipeline.derive import demo_model
+    from ..pipeline.derive import demo_model, demo_model_made
+    from ..pipeline.probes import load_probe_set
     from ..pipeline.responses import GenerationSettings
     from ..pipeline.shipped import shipped_model_path
+    from ..reference.store import ReferenceStore
     from .options import silence_progress_bars
 
     if quiet:
         silence_progress_bars()
+    store = ReferenceStore.default_for(load_probe_set(probes))  # a bad --probes fails before minutes of work
     if name == "finetune":
         source = shipped_model_path("smollm2")
-        if not quiet:
+        workdir = hf_dna_home() / "demo"
+        if not quiet and not demo_model_made(workdir):
             click.echo("Making the demo model (first run only): SmolLM2-135M-Instruct fine-tuned for 10 steps, card "
                        "without a base model...", err=True)
-        path = demo_model(source, hf_dna_home() / "demo")
+        path = demo_model(source, workdir)
         truth = "HuggingFaceTB/SmolLM2-135M-Instruct (fine-tuned here)"
     else:
         path = shipped_model_path(name)
         truth = TRUE_BASE[name]
     if not quiet:
         click.echo(f"Auditing {path.name} (true origin: {truth}); first run generates its responses...", err=True)
-    verdict = audit(str(path), probes=probes, settings=GenerationSettings.paper(max_new_tokens=max_new_tokens),
+    verdict = audit(str(path), reference=store, probes=probes, settings=GenerationSettings.paper(max_new_tokens=max_new_tokens),
                     progress=not quiet)
     click.echo(render(verdict.to_dict(), fmt, set()))
 

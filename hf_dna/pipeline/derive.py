@@ -88,11 +88,22 @@ def save(model: Any, tokenizer: Any, out_dir: str | os.PathLike, *, dtype: str =
     return out
 
 
+def demo_model_path(workdir: str | os.PathLike, steps: int = 10) -> Path:
+    """Where `demo_model` puts the demo's model."""
+    return Path(workdir) / f"{DEMO_NAME}-{steps}-steps"
+
+
+def demo_model_made(workdir: str | os.PathLike, steps: int = 10) -> bool:
+    """Whether `demo_model` has already made it under `workdir`."""
+    out = demo_model_path(workdir, steps)
+    return (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
 def demo_model(gguf_file: str | os.PathLike, workdir: str | os.PathLike, *, steps: int = 10) -> Path:
     """The demo's model: SmolLM2-135M-Instruct fine-tuned for `steps` steps on `SUPPORT_TEXTS`, saved as bf16
     safetensors with a card that names no base model. Made once under `workdir` (about a minute on one core)."""
-    out = Path(workdir) / f"{DEMO_NAME}-{steps}-steps"
-    if (out / "model.safetensors").is_file() and (out / "README.md").is_file():
+    out = demo_model_path(workdir, steps)
+    if demo_model_made(workdir, steps):
         return out
     model, tokenizer = dequantized(gguf_file)
     finetune(model, tokenizer, steps=steps)
