@@ -10,7 +10,7 @@ from ..errors import HfDnaError
 
 
 class _Group(click.Group):
-    """Turns every `HfDnaError` into one line on stderr and its exit code; never a traceback."""
+    """Turns every `HfDnaError` (and any `OSError`) into one line on stderr and its exit code; never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -18,6 +18,10 @@ class _Group(click.Group):
         except HfDnaError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(err.exit_code)
+        except OSError as err:  # a file that could not be read or written: still one line, never a traceback
+            where = f": {err.filename}" if getattr(err, "filename", None) else ""
+            click.echo(f"Error: {err.strerror or err}{where}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             sys.exit(130)

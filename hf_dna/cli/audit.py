@@ -9,7 +9,7 @@ import click
 from ..audit import FLAG_CODES, RELATIONS, RELATIVE_POSTERIOR, audit
 from ..audit.render import FORMATS, render
 from ..errors import InvalidInputError
-from .options import api_settings, generation_options, silence_progress_bars
+from .options import api_settings, generation_options, output_file, silence_progress_bars
 
 EXIT_FLAGGED = 3
 
@@ -62,7 +62,7 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
               "reference, that the top candidate is of the model's family. Lower finds more undeclared bases and "
               "raises more false flags (measured trade-off: bench/RESULTS.md).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+@click.option("-o", "--output", type=click.Path(), callback=output_file,
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary line on stderr.")
 @generation_options

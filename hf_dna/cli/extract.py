@@ -6,7 +6,7 @@ import click
 from ..errors import InvalidInputError
 from ..pipeline.dna import DEFAULT_DIM, DEFAULT_SEED
 from ..pipeline.embed import DEFAULT_ENCODER
-from .options import generation_options, silence_progress_bars
+from .options import generation_options, output_file, silence_progress_bars
 
 
 @click.command("extract")
@@ -31,8 +31,8 @@ from .options import generation_options, silence_progress_bars
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="Response cache directory (default: $HF_DNA_CACHE or $HF_HOME/hf-dna/responses).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
-@click.option("-o", "--output", default="-", show_default=True,
-              help="Output file (.parquet for parquet, else JSON) or - for stdout.")
+@click.option("-o", "--output", default="-", show_default=True, callback=output_file,
+              help="Output file (.parquet for parquet, .jsonl one record a line, else JSON) or - for stdout.")
 @click.option("--name", metavar="ID", help="Model id to store in the record (one MODEL only; default: MODEL, or a "
               "local directory's name), e.g. the Hub id of a local copy.")
 @click.option("--no-weights", is_flag=True, help="Do not sketch the model's weights (static evidence is still read).")

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InvalidInputError
 from ..pipeline.record import read_records
+from .options import output_dir
 
 _TOKEN = click.option("--token", envvar="HF_TOKEN", metavar="TOKEN",
                       help="Hub token with write access (default: HF_TOKEN or the saved login).")
@@ -46,7 +47,7 @@ def push_cmd(records: tuple[str, ...], repo: str, token: str | None, overwrite: 
 
 @click.command("pull")
 @click.argument("repo", metavar="ORG/NAME")
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "output", required=True, type=click.Path(), callback=output_dir,
               help="Directory to write the reference store into.")
 @click.option("--revision", help="Branch, tag or commit of the dataset (default: main).")
 @_TOKEN

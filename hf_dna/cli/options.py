@@ -7,6 +7,25 @@ from typing import Any
 import click
 
 
+def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: an output file (``-`` is stdout) must be writable, checked while the options are read,
+    so a bad place fails before minutes of work rather than after."""
+    from .._io import check_writable
+
+    if value not in (None, "-"):
+        check_writable(value, directory=False)
+    return value
+
+
+def output_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: an output directory must exist or be creatable, and take new files (see `output_file`)."""
+    from .._io import check_writable
+
+    if value is not None:
+        check_writable(value, directory=True)
+    return value
+
+
 def silence_progress_bars() -> None:
     """--quiet: no download/loading bars from huggingface_hub and transformers either."""
     from huggingface_hub.utils import disable_progress_bars

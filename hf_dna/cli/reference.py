@@ -7,6 +7,7 @@ import click
 
 from ..pipeline.dna import DEFAULT_DIM, DEFAULT_SEED
 from ..pipeline.embed import DEFAULT_ENCODER
+from .options import output_dir
 
 
 @click.group("reference")
@@ -20,7 +21,7 @@ def reference_group() -> None:
               help="Probe set the responses answer: a built-in name (paper600, paper600:100, ...) or a prompts file.")
 @click.option("--lineage", type=click.Path(exists=True, dir_okay=False),
               help="CSV with model_id,family,parent,relation,confidence,note: declared bases and calibration labels.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(), callback=output_dir,
               help="Directory to write the store to (created; an existing store there is updated).")
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True, help="Sentence encoder (Hub id or local dir).")
 @click.option("--embeddings-cache", type=click.Path(exists=True),
@@ -60,7 +61,7 @@ def build_cmd(responses, probes, lineage, out_dir, encoder, embeddings_cache, di
 
 @reference_group.command("add")
 @click.argument("records", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(), callback=output_dir,
               help="Store directory: created when missing, extended when it holds a store.")
 @click.option("--lineage", type=click.Path(exists=True, dir_okay=False),
               help="CSV rows (model_id,family,parent,relation,confidence,note) for the added models.")
@@ -82,7 +83,7 @@ def add_cmd(records: tuple[str, ...], out_dir: str, lineage: str | None, refit: 
 @reference_group.command("enrich")
 @click.argument("store")
 @click.option("--models", "models", multiple=True, metavar="ID", help="Only these reference models (repeatable).")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", type=click.Path(), callback=output_dir,
               help="Write the enriched store here (required when STORE is a Hub dataset; default: STORE in place).")
 @click.option("--push", "push_back", is_flag=True, help="Push the enriched records back to the Hub dataset STORE.")
 @click.option("--repo", metavar="ORG/NAME", help="Push the enriched records to this Hub dataset instead.")

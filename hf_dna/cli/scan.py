@@ -7,7 +7,7 @@ import click
 
 from ..audit import RELATIVE_POSTERIOR
 from ..errors import HfDnaError
-from .options import generation_options, silence_progress_bars
+from .options import generation_options, output_dir, silence_progress_bars
 
 _SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trust_remote_code")
 
@@ -23,7 +23,7 @@ _SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trus
                    "Needs hf-dna[ray]. Without it the models are extracted here, one after the other.")
 @click.option("--reference", metavar="REPO|DIR", help="Reference DNA store to audit against (default: the "
               "embedded one built with the same probes).")
-@click.option("-o", "--output", "out_dir", metavar="OUT_DIR", type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", metavar="OUT_DIR", type=click.Path(), callback=output_dir,
               help="Write records (reference-store layout) and verdicts/<org>/<name>.json here.")
 @click.option("--repo", metavar="ORG/DATASET", help="Push records (and verdicts) to this Hub dataset instead.")
 @click.option("--probes", metavar="NAME|FILE", help="Probe set (default: the reference's).")

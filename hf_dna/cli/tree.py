@@ -6,6 +6,7 @@ import click
 from ..errors import InvalidInputError
 from ..pipeline.record import read_records
 from ..report.tree import DISTANCES, METHODS, build_tree
+from .options import output_file
 
 
 @click.command("tree")
@@ -21,9 +22,9 @@ from ..report.tree import DISTANCES, METHODS, build_tree
 @click.option("--center/--no-center", default=True, show_default=True,
               help="Centre DNAs before cosine distances: on the set's mean DNA when it has >= 10 records "
                    "(per-probe centring; sharpens lineage).")
-@click.option("--newick", "newick_path", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--newick", "newick_path", type=click.Path(), metavar="FILE", callback=output_file,
               help="Write the tree in Newick format to FILE (default: print it).")
-@click.option("--png", "png_path", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--png", "png_path", type=click.Path(), metavar="FILE", callback=output_file,
               help="Draw the tree (dendrogram coloured by family when known) to a PNG file.")
 def tree_cmd(records: tuple[str, ...], reference: str | None, method: str, distance: str, center: bool,
              newick_path: str | None, png_path: str | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, check_writable
 from .._templates import environment
 from .._version import __version__
 from ..audit import Declared, audit, judge
@@ -346,29 +346,9 @@ def verdict_markdown(verdict: dict[str, Any]) -> str:
     return env.get_template("report.md.j2").render(report=report, images={}, single=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def check_output_dir(out_dir: str | os.PathLike) -> None:
-    """Raise a one-line `InvalidInputError` unless `out_dir` is (or can be created as) a writable directory.
-
-    Tried for real, before any work, and leaving nothing behind: a scratch directory is made and removed in the
-    nearest existing parent (permission bits say little for root, and nothing for read-only or virtual file
-    systems)."""
-    import tempfile
-
-    out = Path(out_dir).absolute()
-    existing = next(p for p in [out, *out.parents] if p.exists())
-    if not existing.is_dir():
-        reason = "it is a file" if existing == out else f"{existing} is a file"
-        raise InvalidInputError(f"cannot write the report to {out_dir}: {reason}")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".hf-dna-write-check-", dir=existing))
-    except OSError as err:
-        raise InvalidInputError(f"cannot write the report to {out_dir}: {existing}: {err.strerror or err}") from None
+    """Raise a one-line `InvalidInputError` unless `out_dir` is (or can be created as) a writable directory."""
+    check_writable(out_dir, directory=True, what="the report")
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> list[Path]:
@@ -394,8 +374,7 @@ def write_file(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes atomically; an unwritable place is a one-line `InvalidInputError`."""
     try:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-            tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; reports are meant to be shared
+            tmp.write_bytes(data)  # atomic_path gives it the mode a plain open() would: reports are shared
     except OSError as err:
         raise InvalidInputError(f"cannot write {path}: {err.strerror or err}") from None
     return Path(path)
