@@ -18,6 +18,11 @@ def _jsonl(path, rows):
     return path
 
 
+def test_probe_indexes_written_as_strings_or_whole_floats_are_read(tmp_path):
+    rows = [{"probe": str(i) if i % 2 else float(i), "response": a} for i, a in enumerate(ANSWERS)]
+    assert read_responses_file(str(_jsonl(tmp_path / "r.jsonl", rows)), PROBES).texts == ANSWERS
+
+
 def test_jsonl_by_probe_index_in_any_order(tmp_path):
     rows = [{"probe": i, "response": ANSWERS[i]} for i in (2, 0, 3, 1)]
     assert read_responses_file(str(_jsonl(tmp_path / "r.jsonl", rows)), PROBES).texts == ANSWERS
@@ -61,6 +66,9 @@ def test_head_subset_skips_rows_beyond_it(tmp_path):
     ('[{"probe": 9, "response": "x"}]', "outside"),
     ('[{"probe": 0}]', "no 'response'"),
     ('[{"probe": 0, "response": "a"}, {"probe": 0, "response": "b"}]', "answered twice"),
+    ('[{"probe": "a", "response": "x"}]', "must be a probe index"),
+    ('[{"probe": 1.5, "response": "x"}]', "must be a probe index"),
+    ('[{"probe": [0], "response": "x"}]', "must be a probe index"),
 ])
 def test_bad_responses_files(tmp_path, content, message):
     path = tmp_path / "bad.json"

@@ -86,3 +86,15 @@ def test_reference_add_lists_models_under_its_own_heading_when_later_sections_fo
     assert "`a`" in section and "`b`: 0 record(s) added, 1 replaced" in section
     assert out.endswith("## Other notes\n\n- something else\n")
     assert _with_added_section("# store\n", ["c"], ["x"]) == f"# store\n\n{ADDED_HEADING}\n\n- `c`: x\n"
+
+
+def test_build_reads_the_responses_before_it_loads_the_encoder(tmp_path, monkeypatch):
+    import hf_dna.reference.build as build
+    from hf_dna.errors import ResponsesFileError
+
+    monkeypatch.setattr(build, "load_encoder", lambda *a, **k: pytest.fail("encoder loaded for a bad file"))
+    bad = tmp_path / "r.jsonl"
+    bad.write_text('{"model_id": "m", "probe": 7, "response": "x"}\n')
+    with pytest.raises(ResponsesFileError, match="outside"):
+        build.build_store([bad], "rand-en-2", None, tmp_path / "store")
+    assert not (tmp_path / "store").exists()

@@ -178,17 +178,17 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
     if not files:
         raise ResponsesFileError("no responses files given")
     lineage = read_lineage(lineage_csv) if lineage_csv else {}
-    enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder)
     base_name = probes.name.split(":")[0]
     if generation is None:
         generation = REFERENCE_GENERATION.get(base_name, {"backend": "responses-file"})
     if attribution is None and base_name in REFERENCE_GENERATION:
         attribution = ATTRIBUTION
-    responses = read_model_responses(files, probes)
+    responses = read_model_responses(files, probes)  # a bad file fails before the encoder loads
     dropped = sorted(m for m, texts in responses.items() if empty_share(texts) > max_empty)
     responses = {m: t for m, t in responses.items() if m not in dropped}
     if not responses:
         raise ResponsesFileError(f"every model has more than {max_empty:.0%} empty responses: nothing to build")
+    enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder)
     cache = EmbeddingCache(embeddings_cache) if embeddings_cache else None
     records = build_records(responses, probes, lineage, enc, dim=dim, seed=seed, generation=generation,
                             cache=cache, progress=progress, ray_address=ray_address)

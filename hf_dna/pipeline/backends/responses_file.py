@@ -88,7 +88,7 @@ def map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str) 
         if "response" not in row:
             raise ResponsesFileError(f"{path}: a row has no 'response' field")
         if row.get("probe") is not None:
-            index = int(row["probe"])
+            index = _probe_index(row["probe"], path)
             if not 0 <= index < n:
                 if subset:
                     continue
@@ -110,3 +110,14 @@ def map_onto_probes(rows: list[dict[str, Any]], probe_set: ProbeSet, path: str) 
         raise ResponsesFileError(f"{path} answers {n - len(missing)} of the {n} probes of {probe_set.name}; "
                                  f"first missing: probe {missing[0]} ({probe_set.prompts[missing[0]][:60]!r})")
     return [texts[i] for i in range(n)]
+
+
+def _probe_index(value: Any, path: str) -> int:
+    """A row's 'probe' as an index: an integer (or a string or float of one), else a `ResponsesFileError`."""
+    try:
+        index = int(value)
+        if isinstance(value, bool) or index != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ResponsesFileError(f"{path}: 'probe' must be a probe index (an integer), not {value!r}") from None
+    return index
