@@ -13,7 +13,14 @@ three planted cards:
 Peer run: the same protocol with the records stripped of their extra evidence vectors (the paper's DNA alone).
 
 Usage: python bench/audit_eval.py [STORE_DIR ...] [--peer/--no-peer] [--json OUT] [--results bench/RESULTS.md]
+       [--write-operating-point]
 (default: every embedded store under hf_dna/data/reference/).
+
+`--write-operating-point` measures each store with both refit protocols (without the held-out model, and without
+its whole family) on the grid 0.50, 0.55, ..., 0.95 and writes into the store's calibration.json, as the audit's
+default for that store, one grid step above the lowest relative posterior at which, under both, neither it nor
+any higher grid point raises a false undeclared-base on an honest card of a high-confidence model (the step is a
+margin against choosing on the very cards it is measured on; 0.95 at most, and 0.95 when no point is clean).
 """
 from __future__ import annotations
 
@@ -206,6 +213,42 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} vCPU (shared, load {load:.1f}), CPU only"
 
 
+GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+def choose_operating_point(by_protocol: dict[str, dict[float, dict]]) -> float:
+    """One grid step above the lowest grid posterior at and above which no protocol gives a false undeclared-base
+    on an honest card of a high-confidence model (at most, and when even the top of the grid does,
+    `RELATIVE_POSTERIOR`)."""
+    grid = sorted(GRID)
+    lowest = len(grid)
+    for i in reversed(range(len(grid))):
+        if any(summaries[grid[i]]["cards"]["honest"]["false_undeclared_high"] for summaries in by_protocol.values()):
+            break
+        lowest = i
+    return min(grid[min(lowest + 1, len(grid) - 1)], RELATIVE_POSTERIOR) if lowest < len(grid) else RELATIVE_POSTERIOR
+
+
+def write_operating_point(directory: Path, by_protocol: dict[str, dict[float, dict]], command: str) -> dict:
+    """Put the chosen operating point, and what was measured at it, into the store's calibration.json."""
+    path = directory / "calibration.json"
+    calibration = json.loads(path.read_text(encoding="utf-8"))
+    q = choose_operating_point(by_protocol)
+    measured = {protocol: {"false_undeclared_high": s[q]["cards"]["honest"]["false_undeclared_high"],
+                           "n_honest_high": s[q]["cards"]["honest"]["n_high"],
+                           "false_undeclared_medium": s[q]["cards"]["honest"]["false_undeclared_medium"],
+                           "n_honest_medium": s[q]["cards"]["honest"]["n_medium"],
+                           "omit_recall": round(s[q]["cards"]["omit"]["main_flag_rate"], 3),
+                           "n_omit": s[q]["cards"]["omit"]["n"]} for protocol, s in by_protocol.items()}
+    calibration["operating_point"] = {
+        "relative_posterior": q,
+        "rule": "one 0.05 step above the lowest of 0.50..0.95 with no false undeclared-base on held-out honest "
+                "high-confidence cards at it or above, refitted without the model or its family (bench/audit_eval.py)",
+        "measured": measured, "date": time.strftime("%Y-%m-%d"), "command": command}
+    path.write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
+    return calibration["operating_point"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stores", nargs="*", help="store dirs (default: the embedded ones)")
@@ -216,7 +259,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="relative-decision posterior targets to report (the first run is at the lowest)")
     parser.add_argument("--json", default="bench/out/audit_eval.json")
     parser.add_argument("--results", default="bench/RESULTS.md")
+    parser.add_argument("--write-operating-point", action="store_true",
+                        help="measure both refit protocols on the 0.50..0.95 grid and write each store's operating "
+                             "point into its calibration.json (see the module doc)")
     args = parser.parse_args(argv)
+    if args.write_operating_point:
+        command = "python bench/audit_eval.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        for directory in [Path(d) for d in args.stores] or default_store_dirs():
+            store = ReferenceStore.load(directory)
+            by_protocol = {f"refit without the {refit}": evaluate(store, refit=refit, posteriors=GRID)["by_posterior"]
+                           for refit in ("model", "family")}
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).with_name(f"operating-point-{directory.name}.json").write_text(
+                json.dumps(by_protocol, indent=1, default=str))
+            point = write_operating_point(directory, by_protocol, command)
+            print(f"{directory.name}: operating point {point['relative_posterior']}: {json.dumps(point['measured'])}")
+        return 0
     dirs = [Path(d) for d in args.stores] or default_store_dirs()
     results: dict[str, dict] = {}
     t_all = time.perf_counter()

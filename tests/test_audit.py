@@ -268,3 +268,45 @@ def test_evidence_of_another_size_is_dropped_with_a_note(world, store):
     kept, notes = _comparable_evidence(query_record, ref)
     assert set(kept.evidence) == {"emb"} and "lex" in notes[0] and "differs in size" in notes[0]
     assert _comparable_evidence(ref, ref) == (ref, [])
+
+
+def test_the_references_operating_point_is_the_default_relative_decision_point(world):
+    def store_with(point):
+        store = ReferenceStore.load(world[0])  # a new object: decision points are fitted once per store object
+        if point is not None:
+            store.calibration = {**store.calibration,
+                                 "operating_point": {"relative_posterior": point, "rule": "a test's rule"}}
+        return store
+
+    record = query(world, "alpha")
+    default = judge("someone/new-model", record, Declared(), store_with(None)).flags[0]
+    sure = default.evidence["family_confidence"]
+    assert default.code == "undeclared-base" and default.evidence["relative_posterior"] == 0.95
+    assert default.evidence["relative_posterior_source"] == "the default" and sure >= 0.95
+    stricter = (sure + 1) / 2  # above this model's confidence: the store's point keeps behaviour from flagging
+    verdict = judge("someone/new-model", record, Declared(), store_with(stricter))
+    assert "undeclared-base" not in codes(verdict) and f"{stricter:.2f}" in verdict.evidence["behaviour"]
+    override = judge("someone/new-model", record, Declared(), store_with(stricter), relative_posterior=0.5).flags[0]
+    assert override.code == "undeclared-base" and override.evidence["relative_posterior_source"] == "set by the caller"
+    looser = judge("someone/new-model", record, Declared(), store_with(0.6)).flags[0]
+    assert looser.evidence["relative_posterior"] == 0.6 and "a test's rule" in looser.evidence["relative_posterior_source"]
+    for bad in (0, 1.5, "0.6"):  # not a probability: the default, not a crash
+        assert judge("someone/new-model", record, Declared(), store_with(bad)).flags[0].evidence["relative_posterior"] == 0.95
+
+
+def test_embedded_stores_carry_the_operating_point_measured_on_them():
+    from click.testing import CliRunner
+
+    from hf_dna.audit.decision import operating_point
+    from hf_dna.cli import main
+    from hf_dna.reference import default_store_dirs
+
+    points = {d.name: operating_point(ReferenceStore.load(d)) for d in default_store_dirs()}
+    assert points["chat-rand-zh100"][0] < 0.95 <= points["paper600-100"][0]  # API models: flagged sooner
+    for directory in default_store_dirs():
+        measured = json.loads((directory / "calibration.json").read_text())["operating_point"]["measured"]
+        if points[directory.name][0] < 0.95:  # chosen below the default only where no honest card was flagged
+            assert all(m["false_undeclared_high"] == 0 and m["n_honest_high"] >= 40 for m in measured.values())
+    chat = next(d for d in default_store_dirs() if d.name == "chat-rand-zh100")
+    info = CliRunner().invoke(main, ["reference", "info", str(chat), "--json"])
+    assert json.loads(info.output)["relative_posterior"] == points["chat-rand-zh100"][0]

@@ -54,6 +54,7 @@ def test_build_cli_writes_a_loadable_store(tiny_responses, tmp_path, monkeypatch
     assert "org/failed-run" not in store.model_ids and "`org/failed-run`" in readme  # 3 of 4 responses empty
     info = CliRunner().invoke(main, ["reference", "info", str(out), "--json"])
     assert info.exit_code == 0 and json.loads(info.output)["records"] == 6
+    assert json.loads(info.output)["relative_posterior"] == 0.95  # no operating point measured on it: the default
 
 
 def test_build_refuses_bad_responses(tmp_path):

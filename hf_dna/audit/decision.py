@@ -7,7 +7,8 @@ labelled model against all the others (`DecisionPoints`):
 - relative: how sure the audit may be that the top-scored candidate is of the model's family, from three things
   about the candidate list (`top_candidate_features`): the top's P(related), its margin over the best candidate
   of another family, and how many of the best few candidates share its family (logistic fit on the reference's
-  labelled models; the flag fires at `RELATIVE_POSTERIOR`, chosen by measurement in bench/audit_eval.py). With
+  labelled models; the flag fires at the store's own measured operating point when its calibration has one,
+  else at `RELATIVE_POSTERIOR`, both chosen by measurement in bench/audit_eval.py). With
   families held out this tells a right top candidate from a wrong one with AUC 0.83 on paper600:100 and 0.87 on
   chat-rand-zh100, where the top's P(related) alone gives 0.70 / 0.78 (bench/RESULTS.md);
 - support: where a true parent and a base of another family are equally likely (class-balanced logistic fit
@@ -31,10 +32,25 @@ RELATED = 0.5  # decision point of a calibrated probability
 #: Chosen by bench/audit_eval.py on the embedded references: the lowest target (of 0.5..0.97) with no false
 #: undeclared-base on honest cards of high-confidence models in either (paper600:100 at 0.8: 4/173 false, 0.9:
 #: 1/173, 0.95: 0/173; recall of planted omissions 0.25 / 0.16 / 0.13, chat-rand-zh100 0.49 / 0.39 / 0.29 with
-#: 0/40 false throughout; see bench/RESULTS.md). `--relative-posterior` trades back.
+#: 0/40 false throughout; see bench/RESULTS.md). `--relative-posterior` trades back. A store measured this way
+#: carries its own point in its calibration (`OPERATING_POINT`), which the audit takes instead.
 RELATIVE_POSTERIOR = 0.95
 #: the best candidates whose families the agreement feature counts
 AGREEMENT_TOP = 5
+#: key of a store's calibration that holds its own measured relative decision point (bench/audit_eval.py
+#: --write-operating-point): ``{"relative_posterior": p, "rule": ..., "measured": ...}``
+OPERATING_POINT = "operating_point"
+
+
+def operating_point(store: Any) -> tuple[float, str]:
+    """The relative posterior the audit flags at with `store` and where it comes from: the store's own operating
+    point, measured on it with held-out planted cards, when its calibration carries one; else `RELATIVE_POSTERIOR`."""
+    calibration = getattr(store, "calibration", None)
+    point = calibration.get(OPERATING_POINT) if isinstance(calibration, dict) else None
+    value = point.get("relative_posterior") if isinstance(point, dict) else None
+    if isinstance(value, (int, float)) and 0.0 < value < 1.0:
+        return float(value), f"the reference's operating point ({point.get('rule') or 'measured on it'})"
+    return RELATIVE_POSTERIOR, "the default"
 
 
 @dataclass
@@ -75,6 +91,9 @@ class DecisionPoints:
     family_fit: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
     n_top: int = 0
     n_support_pairs: int = 0
+    #: where the undeclared-base flag fires (`operating_point`) unless the caller sets it
+    relative_posterior: float = RELATIVE_POSTERIOR
+    posterior_source: str = "the default"
 
     def top_candidate(self, probability: np.ndarray, families: Sequence[str]) -> TopCandidate | None:
         """The top candidate and how sure this decision point is of its family; None without two scored
@@ -172,5 +191,6 @@ def _fit_decision_points(store: Any, relation_model: Any) -> DecisionPoints:
               "(model, other-family base) pairs")
     if family_fit is None or support is None:
         source += "; a fit failed (one class or no separation): P(related) and 0.5 used instead"
+    posterior, posterior_source = operating_point(store)
     return DecisionPoints(support if support is not None else RELATED, source, family_fit, len(features),
-                          len(pos) + len(neg))
+                          len(pos) + len(neg), posterior, posterior_source)

@@ -38,12 +38,13 @@ WEIGHT_RELATIONS = {"near-identical": "a quantized or re-uploaded copy", "close"
 
 
 def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: int = 5,
-          notes: list[str] | None = None, relative_posterior: float = RELATIVE_POSTERIOR) -> Verdict:
+          notes: list[str] | None = None, relative_posterior: float | None = None) -> Verdict:
     """Compare the declared lineage with the model's relatives in `store`; the decision part of `audit`.
 
     Weight evidence, where both sides carry comparable weight sketches, outranks behaviour: a weight match is a
     relative whatever the DNA says, and weights that differ veto a behavioural match. Behaviour decides where
-    there are no comparable weights (API models, other shapes)."""
+    there are no comparable weights (API models, other shapes). `relative_posterior`: where a behavioural
+    undeclared-base fires; default: the reference's own operating point, else `RELATIVE_POSTERIOR`."""
     notes = list(notes or [])
     cands = score_candidates(record, store, exclude=model)
     lineage = ReferenceLineage(store)
@@ -55,10 +56,16 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     nearest = [_neighbour(cands, lineage, i) for i in order[:k]]
     sure = points.top_candidate(cands.probability, [lineage.labelled_family(r.model_id) for r in cands.records]
                                 ) if points else None
+    posterior_source = "set by the caller"
+    if relative_posterior is None:
+        relative_posterior = points.relative_posterior if points else RELATIVE_POSTERIOR
+        posterior_source = points.posterior_source if points else "the default"
     behaviour = set(sure.agreeing) if sure is not None and sure.confidence >= relative_posterior else set()
     flags = []
     flags += _undeclared_base(model, declared, cands, lineage, order, behaviour, sure, relative_posterior, points,
                               notes)
+    for flag in flags:
+        flag.evidence["relative_posterior_source"] = posterior_source
     flags += _unsupported_bases(declared, cands, lineage, notes, points, order)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)

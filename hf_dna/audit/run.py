@@ -10,7 +10,6 @@ from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord, read_records
 from ..pipeline.responses import GenerationSettings
 from ..reference.store import ReferenceStore, probes_for_store
-from .decision import RELATIVE_POSTERIOR
 from .declared import declared_lineage, read_model_files
 from .judge import judge
 from .verdict import RELATIONS, Verdict
@@ -23,11 +22,12 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
           record: DNARecord | str | None = None, base_models: list[str] | tuple[str, ...] | None = None,
           relation: str | None = None, settings: Any = None, token: str | None = None, k: int = 5,
           progress: bool = False, revision: str | None = None, gguf_file: str | None = None,
-          relative_posterior: float = RELATIVE_POSTERIOR, backend: str = "transformers", api: Any = None) -> Verdict:
+          relative_posterior: float | None = None, backend: str = "transformers", api: Any = None) -> Verdict:
     """Audit `model` (Hub id, local dir/file, or any name when `responses`/`record` are given).
 
     `reference`: a `ReferenceStore`, a local store dir or a Hub dataset id; default: the embedded store made
-    with the record's probes. `base_models`/`relation` override the card (source ``cli``).
+    with the record's probes. `base_models`/`relation` override the card (source ``cli``). `relative_posterior`:
+    where behaviour alone flags an undeclared base (default: the reference's operating point, else 0.95).
     """
     if relation is not None and relation not in RELATIONS:
         raise InvalidInputError(f"relation must be one of {', '.join(RELATIONS)}, not {relation!r}")

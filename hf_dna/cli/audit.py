@@ -57,10 +57,12 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
               help=f"Comma list of flags that make the exit code 3 ({', '.join(FLAG_CODES)}, or 'any').")
 @click.option("-k", "--top-k", "k", type=click.IntRange(1), default=5, show_default=True,
               help="How many nearest reference models to report.")
-@click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99), default=RELATIVE_POSTERIOR,
-              show_default=True, help="How sure undeclared-base must be from behaviour: the probability, fitted on the "
-              "reference, that the top candidate is of the model's family. Lower finds more undeclared bases and "
-              "raises more false flags (measured trade-off: bench/RESULTS.md).")
+@click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99),
+              help="How sure undeclared-base must be from behaviour: the probability, fitted on the reference, that "
+              "the top candidate is of the model's family. Default: the reference's own operating point (the "
+              "lowest with no false flags on its held-out honest cards: chat-rand-zh100 0.6), else "
+              f"{RELATIVE_POSTERIOR}. Lower finds more undeclared bases and raises more false flags (measured "
+              "trade-off: bench/RESULTS.md).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
 @click.option("-o", "--output", type=click.Path(), callback=output_file,
               help="Write the report here (atomically) instead of stdout.")
@@ -68,7 +70,7 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
 @generation_options
 def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
               base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
-              fail_on: str, k: int, relative_posterior: float, token: str | None, output: str | None, quiet: bool,
+              fail_on: str, k: int, relative_posterior: float | None, token: str | None, output: str | None, quiet: bool,
               **generation: Any) -> None:
     """Audit MODEL (Hub id, local dir or .gguf, or any name with --responses/--record) against a DNA reference.
 

@@ -124,16 +124,18 @@ def enrich_cmd(store: str, models: tuple[str, ...], out_dir: str | None, push_ba
 @click.option("--json", "as_json", is_flag=True, help="Print config, counts and CV metrics as JSON.")
 def info_cmd(store: str, as_json: bool) -> None:
     """Describe a reference STORE (directory or Hub dataset id): config, size, calibration quality."""
+    from ..audit.decision import operating_point
     from ..reference import ReferenceStore
 
     ref = ReferenceStore.load(store)
+    posterior, posterior_source = operating_point(ref)
     cv = {}
     if ref.calibration:
         from ..evidence.relation import RelationModel
 
         cv = RelationModel.from_dict(ref.calibration).cv
     info = {"store": store, "records": len(ref), "lineage_rows": len(ref.lineage_table), "config": ref.config,
-            "calibration_cv": cv}
+            "calibration_cv": cv, "relative_posterior": posterior, "relative_posterior_source": posterior_source}
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -145,6 +147,7 @@ def info_cmd(store: str, as_json: bool) -> None:
                    f"top-1 {m['top1']:.3f}, top-5 {m['top5']:.3f} (families held out)")
     if not cv:
         click.echo("  no calibration")
+    click.echo(f"  audit flags undeclared bases from behaviour at relative posterior {posterior:.2f}: {posterior_source}")
 
 
 @reference_group.command("list")

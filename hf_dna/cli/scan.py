@@ -31,8 +31,9 @@ _SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trus
 @click.option("--force", is_flag=True, help="Extract again models whose record at that revision is already there.")
 @click.option("-k", "--top-k", "k", type=click.IntRange(1), default=5, show_default=True,
               help="Nearest reference models in each verdict.")
-@click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99), default=RELATIVE_POSTERIOR,
-              show_default=True, help="How sure undeclared-base must be (as in `hf-dna audit`).")
+@click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99),
+              help="How sure undeclared-base must be (as in `hf-dna audit`; default: the reference's operating "
+              f"point, else {RELATIVE_POSTERIOR}).")
 @click.option("--max-retries", type=click.IntRange(0), default=3, show_default=True,
               help="Ray: times a task is run again when its worker dies.")
 @click.option("--gpu-memory", type=click.FloatRange(min=0.5), metavar="GIB",
@@ -45,7 +46,7 @@ _SETTINGS = ("max_new_tokens", "batch_size", "dtype", "device", "load_in", "trus
 @generation_options
 def scan_cmd(models: tuple[str, ...], org: str | None, models_file: str | None, ray_address: str | None,
              reference: str | None, out_dir: str | None, repo: str | None, probes: str | None, no_audit: bool,
-             force: bool, k: int, relative_posterior: float, max_retries: int, gpu_memory: float | None,
+             force: bool, k: int, relative_posterior: float | None, max_retries: int, gpu_memory: float | None,
              push_every: float, token: str | None, quiet: bool, **generation: Any) -> None:
     """Extract and audit many models: an --org, a --models FILE, or MODEL ids / paths.
 

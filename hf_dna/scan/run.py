@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit.decision import RELATIVE_POSTERIOR
 from ..audit.declared import declared_lineage, read_model_files
 from ..audit.judge import judge
 from ..audit.run import DEFAULT_PROBES
@@ -69,7 +68,7 @@ def scan(models: list[str] | tuple[str, ...] = (), *, org: str | None = None,
          models_file: str | os.PathLike | None = None, ray_address: str | None = None, reference: Any = None,
          out_dir: str | os.PathLike | None = None, repo: str | None = None, probes: str | ProbeSet | None = None,
          settings: GenerationSettings | None = None, audit: bool = True, token: str | None = None, k: int = 5,
-         relative_posterior: float = RELATIVE_POSTERIOR, revision: str | None = None, gguf_file: str | None = None,
+         relative_posterior: float | None = None, revision: str | None = None, gguf_file: str | None = None,
          cache_dir: str | None = None, use_cache: bool = True, force: bool = False, max_retries: int = 3,
          gpu_memory: int | None = None, progress: bool = True, flush_interval_s: float = 60.0,
          task: Callable[[ExtractJob], dict[str, Any]] | None = None) -> ScanResult:
