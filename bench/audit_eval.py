@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_dna.audit import FLAG_CODES, RELATIVE_POSTERIOR, Declared, decision_points, judge
+from hf_dna.audit.decision import operating_point
 from hf_dna.audit.verdict import DERIVED_RELATIONS
 from hf_dna.evidence.relation import RelationModel  # noqa: E402
 from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
@@ -172,6 +173,9 @@ def summarise(outcomes: list[dict]) -> dict:
     return out
 
 
+DEFAULT_MARK = " (the store's default)"
+
+
 def table(results: dict[str, dict]) -> str:
     """Markdown table: one row per (store, evidence, relative posterior) run."""
     head = ("| store | evidence | relative posterior | models (labelled) | honest: no flag | false undeclared-base on honest (high / medium) "
@@ -182,7 +186,8 @@ def table(results: dict[str, dict]) -> str:
     for name, posterior, s in runs:
         res, c, k = results[name], s["cards"], s["codes"]
         rows.append(
-            f"| {name.split(' [')[0]} | {name.split(' [')[1].rstrip(']')} | {posterior} "
+            f"| {name.split(' [')[0]} | {name.split(' [')[1].rstrip(']')} | {posterior}"
+            f"{DEFAULT_MARK if posterior == res.get('operating_point') else ''} "
             f"| {res['n_models']} ({res['n_labelled']}) "
             f"| {c['honest']['as_expected']:.2f} (n={c['honest']['n']}) "
             f"| {c['honest']['false_undeclared_high']}/{c['honest']['n_high']} / "
@@ -287,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
             res = evaluate(variant, refit=args.refit,
                            posteriors=tuple(sorted(float(q) for q in args.posteriors.split(","))))
             res["wall_s"] = time.perf_counter() - t0
+            res["operating_point"] = operating_point(store)[0]
             results[f"{name} [{label}]"] = res
-            s = res["summary"]
+            s = res["by_posterior"].get(res["operating_point"], res["summary"])  # at the store's default if run
             print(f"{name} [{label}]: {res['n_labelled']} labelled, honest ok {s['cards']['honest']['as_expected']:.2f}, "
                   f"omit recall {s['cards']['omit']['main_flag_rate']:.2f}, wrong recall "
                   f"{s['cards']['wrong']['main_flag_rate']:.2f}, false undeclared (high) "
