@@ -310,3 +310,20 @@ def test_embedded_stores_carry_the_operating_point_measured_on_them():
     chat = next(d for d in default_store_dirs() if d.name == "chat-rand-zh100")
     info = CliRunner().invoke(main, ["reference", "info", str(chat), "--json"])
     assert json.loads(info.output)["relative_posterior"] == points["chat-rand-zh100"][0]
+
+
+def test_refitting_a_store_drops_its_operating_point_and_says_so(world, tmp_path):
+    import shutil
+
+    from hf_dna.reference.build import add_records
+
+    directory = tmp_path / "store"
+    shutil.copytree(world[0], directory)
+    calibration = json.loads((directory / "calibration.json").read_text())
+    calibration["operating_point"] = {"relative_posterior": 0.6, "rule": "measured on the old calibration"}
+    (directory / "calibration.json").write_text(json.dumps(calibration))
+    kept, notes = add_records(directory, [query(world, "beta", model_id="someone/kept")])
+    assert kept.calibration["operating_point"]["relative_posterior"] == 0.6 and not any("dropped" in n for n in notes)
+    refitted, notes = add_records(directory, [query(world, "gamma", model_id="someone/refit")], refit=True)
+    assert "operating_point" not in refitted.calibration and any("operating point was dropped" in n for n in notes)
+    assert "operating_point" not in json.loads((directory / "calibration.json").read_text())

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..evidence.relation import fit_logistic
+from ..reference.layout import OPERATING_POINT
 from .candidates import ReferenceLineage
 
 RELATED = 0.5  # decision point of a calibrated probability
@@ -37,9 +38,6 @@ RELATED = 0.5  # decision point of a calibrated probability
 RELATIVE_POSTERIOR = 0.95
 #: the best candidates whose families the agreement feature counts
 AGREEMENT_TOP = 5
-#: key of a store's calibration that holds its own measured relative decision point (bench/audit_eval.py
-#: --write-operating-point): ``{"relative_posterior": p, "rule": ..., "measured": ...}``
-OPERATING_POINT = "operating_point"
 
 
 def operating_point(store: Any) -> tuple[float, str]:

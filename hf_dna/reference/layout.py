@@ -30,6 +30,9 @@ CONFIG_NAME = "hf-dna.json"
 LINEAGE_NAME = "lineage.csv"
 CALIBRATION_NAME = "calibration.json"
 README_NAME = "README.md"
+#: key of a store's calibration that holds its own measured relative decision point (bench/audit_eval.py
+#: --write-operating-point): ``{"relative_posterior": p, "rule": ..., "measured": ...}``, read by the audit
+OPERATING_POINT = "operating_point"
 FORMAT_VERSION = 1
 CONFIG_FIELDS = ("probe_set", "probe_hash", "n_probes", "encoder", "encoder_revision", "dim", "projection_seed",
                  "projection")
