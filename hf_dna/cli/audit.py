@@ -59,8 +59,8 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
               help="How many nearest reference models to report.")
 @click.option("--relative-posterior", type=click.FloatRange(0.01, 0.99),
               help="How sure undeclared-base must be from behaviour: the probability, fitted on the reference, that "
-              "the top candidate is of the model's family. Default: the reference's own operating point (the "
-              "lowest with no false flags on its held-out honest cards: chat-rand-zh100 0.6), else "
+              "the top candidate is of the model's family. Default: the reference's own operating point, measured "
+              "on it with held-out planted cards (`hf-dna reference info` shows it; chat-rand-zh100 0.6), else "
               f"{RELATIVE_POSTERIOR}. Lower finds more undeclared bases and raises more false flags (measured "
               "trade-off: bench/RESULTS.md).")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
