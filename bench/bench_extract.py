@@ -316,8 +316,9 @@ def main() -> None:
             ours_many = hf_dna_many(list(models.values()), probes, args.max_new_tokens, env)
             print(f"{label} x{len(models)} in one process: llm-dna {peer_many['wall']:.1f} s, hf-dna "
                   f"{ours_many['wall']:.1f} s", flush=True)
-            rows.append((label, f"{len(models)}, **all in one process** (llm-dna's repeated `--model-name`, "
-                         "`hf-dna extract m1 m2 m3`)", n_probes, "defaults", (peer_many["wall"], ours_many["wall"]),
+            one_process = (f"{len(models)}, **all in one process** (llm-dna's repeated `--model-name`, "
+                           "`hf-dna extract m1 m2 m3`)")
+            rows.append((label, one_process, n_probes, "defaults", (peer_many["wall"], ours_many["wall"]),
                          (peer_many["rss"], ours_many["rss"])))
             floors[label] = (min(r["wall"] for r in peer.values()), import_floor(env))
 

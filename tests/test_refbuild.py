@@ -90,7 +90,7 @@ def test_reference_add_lists_models_under_its_own_heading_when_later_sections_fo
 
 
 def test_build_reads_the_responses_before_it_loads_the_encoder(tmp_path, monkeypatch):
-    import hf_dna.reference.build as build
+    from hf_dna.reference import build
     from hf_dna.errors import ResponsesFileError
 
     monkeypatch.setattr(build, "load_encoder", lambda *a, **k: pytest.fail("encoder loaded for a bad file"))
