@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_dna.audit import FLAG_CODES, RELATIVE_POSTERIOR, Declared, decision_points, judge
 from hf_dna.audit.decision import operating_point
 from hf_dna.audit.verdict import DERIVED_RELATIONS
+from hf_dna.evidence.lineage import same_model  # noqa: E402
 from hf_dna.evidence.relation import RelationModel  # noqa: E402
 from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
 
@@ -56,7 +57,7 @@ def planted_cards(store: ReferenceStore, model_id: str, rng: np.random.Generator
     """card name -> (declared lineage, expected flag codes) for one held-out model."""
     info = store.lineage(model_id) or {}
     family, relation = info.get("family", ""), info.get("relation", "")
-    others = [r.model_id for r in store.records if r.model_id != model_id]
+    others = [r.model_id for r in store.records if not same_model(r.model_id, model_id)]  # its own API variants too
     fam = {m: (store.lineage(m) or {}) for m in others}
     descendants = {m for m in others if model_id in parents_of(fam[m])}
     relatives = [m for m in others if fam[m].get("family") == family and m not in descendants]
@@ -301,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['cards']['honest']['false_undeclared_high']}, {res['wall_s']:.0f}s", flush=True)
         if not args.no_peer:
             full, peer = results[f"{name} [all evidence]"], results[f"{name} [DNA only (peer)]"]
-            ours, theirs = (r["summary"]["cards"]["omit"]["main_flag_rate"] for r in (full, peer))
+            ours, theirs = (r["by_posterior"].get(r["operating_point"], r["summary"])["cards"]["omit"]["main_flag_rate"]
+                            for r in (full, peer))
             ratio = f"{ours / theirs:.2f}" if theirs else f"inf ({ours:.2f} vs 0)"
             print(f"{name}: omit recall ratio all-evidence / DNA-only = {ratio}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -327,3 +327,19 @@ def test_refitting_a_store_drops_its_operating_point_and_says_so(world, tmp_path
     refitted, notes = add_records(directory, [query(world, "gamma", model_id="someone/refit")], refit=True)
     assert "operating_point" not in refitted.calibration and any("operating point was dropped" in n for n in notes)
     assert "operating_point" not in json.loads((directory / "calibration.json").read_text())
+
+
+def test_the_audited_model_under_an_api_routing_variant_is_itself_not_a_relative(world, store):
+    from hf_dna.evidence.lineage import same_model
+
+    assert same_model("stepfun/step-3.5-flash", "stepfun/step-3.5-flash:free")
+    assert same_model("a/b:beta", "A/B:thinking") and not same_model("a/b", "a/bc") and not same_model("a/b", "a/c:free")
+    record = query(world, "alpha", model_id="vendor/new-chat")
+    twin = make_record("vendor/new-chat:free", np.asarray(record.dna))
+    with_twin = ReferenceStore(store.records + [twin], config=store.config, lineage=store.lineage_table,
+                               calibration=store.calibration)
+    verdict = judge("vendor/new-chat", record, Declared(), with_twin)
+    assert all(not n.model_id.startswith("vendor/new-chat") for n in verdict.nearest)
+    assert codes(verdict) == ["undeclared-base"] and verdict.nearest[0].family == "alpha"  # its real relatives remain
+    other = judge("vendor/other-chat", record, Declared(), with_twin)  # another model: the copy is its nearest
+    assert other.nearest[0].model_id == "vendor/new-chat:free"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evidence.lineage import GOOD_CONFIDENCE
+from ..evidence.lineage import GOOD_CONFIDENCE, same_model
 from ..evidence.relation import RelationModel
 from ..evidence.static import static_match
 from ..evidence.weights import MIN_TENSORS, compare_sketches
@@ -146,8 +146,9 @@ def weight_matches(record: DNARecord, records: list[DNARecord], notes: list[str]
 
 
 def score_candidates(record: DNARecord, store: Any, exclude: str) -> Candidates:
-    """Score every reference record except `exclude` (the audited model itself)."""
-    records = [r for r in store.records if r.model_id != exclude]
+    """Score every reference record except `exclude` (the audited model itself, under any of its API routing
+    variants: `same_model`)."""
+    records = [r for r in store.records if not same_model(r.model_id, exclude)]
     notes = []
     if records:
         check_compatible([record, records[0]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from typing import Any
 
 from ..errors import ReferenceStoreError
@@ -50,3 +51,14 @@ def labelled_family(info: dict[str, str] | None) -> str:
     if not info or info.get("confidence") not in GOOD_CONFIDENCE or info.get("family") in ("", "unknown"):
         return ""
     return info["family"]
+
+
+#: an API model id's routing variant (OpenRouter's ``:free``, ``:beta``, ``:thinking``, ...): the same model served
+#: another way. Hub repo ids cannot hold a colon, so only API ids have one.
+_VARIANT = re.compile(r":[A-Za-z0-9._-]+$")
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model ids name the same model: equal, or equal but for an API routing variant suffix
+    (``stepfun/step-3.5-flash`` and ``stepfun/step-3.5-flash:free``)."""
+    return a == b or _VARIANT.sub("", a).lower() == _VARIANT.sub("", b).lower()
