@@ -62,10 +62,8 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
         posterior_source = points.posterior_source if points else "the default"
     behaviour = set(sure.agreeing) if sure is not None and sure.confidence >= relative_posterior else set()
     flags = []
-    flags += _undeclared_base(model, declared, cands, lineage, order, behaviour, sure, relative_posterior, points,
-                              notes)
-    for flag in flags:
-        flag.evidence["relative_posterior_source"] = posterior_source
+    flags += _undeclared_base(model, declared, cands, lineage, order, behaviour, sure,
+                              (relative_posterior, posterior_source), points, notes)
     flags += _unsupported_bases(declared, cands, lineage, notes, points, order)
     flags += _no_base_declared(declared)
     flags += _wrong_relation(declared, cands, lineage, store, notes)
@@ -168,8 +166,9 @@ def _relatives(cands: Candidates, order: np.ndarray, behaviour: set[int]) -> lis
 
 
 def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage: ReferenceLineage,
-                     order: np.ndarray, behaviour: set[int], sure: TopCandidate | None, posterior: float,
-                     points: DecisionPoints | None, notes: list[str]) -> list[Flag]:
+                     order: np.ndarray, behaviour: set[int], sure: TopCandidate | None,
+                     posterior: tuple[float, str], points: DecisionPoints | None, notes: list[str]) -> list[Flag]:
+    """The undeclared-base flag, if any; `posterior` is the relative decision point and where it came from."""
     named = set(declared.base_models)
     named_families = {lineage.family_of_declared(b, cands.records) for b in named} - {""}
     relatives, descendants, explained = [], [], []
@@ -212,7 +211,7 @@ def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage:
                                        [cands.weight_relation(top_i)] if by_weights else None),
                 "excluded_descendants": descendants, "explained_by_declared_base": explained,
                 "family_confidence": round(sure.confidence, 4) if sure is not None else None,
-                "relative_posterior": posterior,
+                "relative_posterior": posterior[0], "relative_posterior_source": posterior[1],
                 "decision_source": points.source if points else "uncalibrated: weights only",
                 "evidence_kinds": (list(cands.scores.kinds) if cands.calibrated else []) + (
                     ["weights"] if by_weights else [])}
