@@ -43,7 +43,8 @@ from hf_dna.audit.decision import operating_point
 from hf_dna.audit.verdict import DERIVED_RELATIONS
 from hf_dna.evidence.lineage import same_model  # noqa: E402
 from hf_dna.evidence.relation import RelationModel  # noqa: E402
-from hf_dna.reference import ReferenceStore, default_store_dirs  # noqa: E402
+from hf_dna.reference import CALIBRATION_NAME, ReferenceStore, default_store_dirs  # noqa: E402
+from hf_dna.reference.layout import OPERATING_POINT  # noqa: E402
 
 GOOD = ("high", "medium")
 SECTION = "audit-eval"
@@ -227,17 +228,19 @@ def choose_operating_point(by_protocol: dict[str, dict[float, dict]]) -> float:
     on an honest card of a high-confidence model (at most, and when even the top of the grid does,
     `RELATIVE_POSTERIOR`)."""
     grid = sorted(GRID)
-    lowest = len(grid)
-    for i in reversed(range(len(grid))):
-        if any(summaries[grid[i]]["cards"]["honest"]["false_undeclared_high"] for summaries in by_protocol.values()):
-            break
-        lowest = i
-    return min(grid[min(lowest + 1, len(grid) - 1)], RELATIVE_POSTERIOR) if lowest < len(grid) else RELATIVE_POSTERIOR
+
+    def clean(q: float) -> bool:
+        return not any(s[q]["cards"]["honest"]["false_undeclared_high"] for s in by_protocol.values())
+
+    lowest = next((i for i in range(len(grid)) if all(map(clean, grid[i:]))), None)
+    if lowest is None:
+        return RELATIVE_POSTERIOR
+    return min(grid[min(lowest + 1, len(grid) - 1)], RELATIVE_POSTERIOR)
 
 
 def write_operating_point(directory: Path, by_protocol: dict[str, dict[float, dict]], command: str) -> dict:
     """Put the chosen operating point, and what was measured at it, into the store's calibration.json."""
-    path = directory / "calibration.json"
+    path = directory / CALIBRATION_NAME
     calibration = json.loads(path.read_text(encoding="utf-8"))
     q = choose_operating_point(by_protocol)
     measured = {protocol: {"false_undeclared_high": s[q]["cards"]["honest"]["false_undeclared_high"],
@@ -246,13 +249,13 @@ def write_operating_point(directory: Path, by_protocol: dict[str, dict[float, di
                            "n_honest_medium": s[q]["cards"]["honest"]["n_medium"],
                            "omit_recall": round(s[q]["cards"]["omit"]["main_flag_rate"], 3),
                            "n_omit": s[q]["cards"]["omit"]["n"]} for protocol, s in by_protocol.items()}
-    calibration["operating_point"] = {
+    calibration[OPERATING_POINT] = {
         "relative_posterior": q,
         "rule": "one 0.05 step above the lowest of 0.50..0.95 with no false undeclared-base on held-out honest "
                 "high-confidence cards at it or above, refitted without the model or its family (bench/audit_eval.py)",
         "measured": measured, "date": time.strftime("%Y-%m-%d"), "command": command}
     path.write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
-    return calibration["operating_point"]
+    return calibration[OPERATING_POINT]
 
 
 def main(argv: list[str] | None = None) -> int:
