@@ -54,3 +54,24 @@ def test_run_on_the_embedded_store_prints_every_row(tmp_path):
 def test_a_directory_that_is_not_a_store_is_one_line_and_exit_1(tmp_path):
     run = subprocess.run([sys.executable, str(BENCH), "--store", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 1 and run.stderr.strip().count("\n") == 0 and "not a store" in run.stderr
+
+
+def test_family_features_leave_the_query_out_and_mark_families_without_members():
+    fam = np.array(["a", "a", "a", "b", "c"], dtype=object)
+    score = np.array([[np.nan, .9, .1, .5, .2], [.9, np.nan, .3, .4, .2], [.1, .3, np.nan, .2, .8],
+                      [.5, .4, .2, np.nan, .1], [.2, .2, .8, .1, np.nan]])
+    rows = np.arange(4)  # c is not a candidate
+    x = mse.family_features(score, fam, rows, 0, ["a", "b", "c"])
+    assert np.isnan(x[2]).all()  # no c among the rows
+    assert np.isclose(x[0, 4], np.log(2)) and np.isclose(x[1, 4], 0.0)  # a without the query itself: 2 members
+    assert x[0, 0] > x[1, 0]  # a's best member (0.9) beats b's (0.5)
+    assert x[0, 5] == 0.0  # a holds the query's nearest model: log1p(rank 0)
+
+
+def test_family_ranker_learns_which_feature_names_the_family():
+    rng = np.random.default_rng(1)
+    cases = [rng.normal(size=(6, 7)) for _ in range(120)]
+    targets = [int(np.argmax(x[:, 3])) for x in cases]  # the family with the best mean is always right
+    w = mse.fit_family_ranker(cases[:80], targets[:80])
+    right = [int(np.argmax(x @ w)) == t for x, t in zip(cases[80:], targets[80:])]
+    assert np.mean(right) > 0.8 and abs(w[3]) == np.abs(w).max()
