@@ -140,7 +140,10 @@ def test_wrong_relation_from_reference_pairs(world, store):
 
 def test_verdict_json_keys(world, store):
     data = judge("someone/new-model", query(world, "alpha"), Declared(), store, k=3).to_dict()
-    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence"]
+    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence",
+                          "family_confidence", "relative_posterior"]
+    assert 0.0 <= data["family_confidence"] <= 1.0 and f"P {data['family_confidence']:.2f}" in data["evidence"]["behaviour"]
+    assert data["relative_posterior"] == 0.95  # this store carries no operating point of its own
     assert set(data["evidence"]) >= {"weights", "behaviour"}  # what each kind of evidence said
     assert set(data["declared"]) == {"base_models", "relation", "source"}
     assert len(data["nearest"]) == 3 and set(data["nearest"][0]) == {"model_id", "distance", "probability", "family",
@@ -312,7 +315,7 @@ def test_embedded_stores_carry_the_operating_point_measured_on_them():
     assert json.loads(info.output)["relative_posterior"] == points["chat-rand-zh100"][0]
 
 
-def test_refitting_a_store_drops_its_operating_point_and_says_so(world, tmp_path):
+def test_refitting_a_store_drops_its_operating_point_and_stop_point_and_says_so(world, tmp_path):
     import shutil
 
     from hf_dna.reference.build import add_records
@@ -321,12 +324,16 @@ def test_refitting_a_store_drops_its_operating_point_and_says_so(world, tmp_path
     shutil.copytree(world[0], directory)
     calibration = json.loads((directory / "calibration.json").read_text())
     calibration["operating_point"] = {"relative_posterior": 0.6, "rule": "measured on the old calibration"}
+    calibration["early_stop"] = {"n_probes": 2, "family_confidence_below": 0.5}
     (directory / "calibration.json").write_text(json.dumps(calibration))
     kept, notes = add_records(directory, [query(world, "beta", model_id="someone/kept")])
     assert kept.calibration["operating_point"]["relative_posterior"] == 0.6 and not any("dropped" in n for n in notes)
+    assert kept.calibration["early_stop"]["family_confidence_below"] == 0.5
     refitted, notes = add_records(directory, [query(world, "gamma", model_id="someone/refit")], refit=True)
     assert "operating_point" not in refitted.calibration and any("operating point was dropped" in n for n in notes)
-    assert "operating_point" not in json.loads((directory / "calibration.json").read_text())
+    assert "early_stop" not in refitted.calibration and any("stop point was dropped" in n for n in notes)
+    stored = json.loads((directory / "calibration.json").read_text())
+    assert "operating_point" not in stored and "early_stop" not in stored
 
 
 def test_the_audited_model_under_an_api_routing_variant_is_itself_not_a_relative(world, store):

@@ -27,9 +27,11 @@ def test_json_and_exit_codes(world, alpha_like, monkeypatch):  # noqa: F811
     result = run("audit", "api/new", "--reference", ref, "--record", alpha_like, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence"]
+    assert list(data) == ["model", "declared", "nearest", "flags", "record", "verdict", "notes", "evidence",
+                          "family_confidence", "relative_posterior"]
     assert set(data["evidence"]) >= {"weights", "behaviour"}  # what each kind of evidence said
     assert [f["code"] for f in data["flags"]] == ["undeclared-base"] and data["verdict"] == "flagged"
+    assert data["family_confidence"] >= data["relative_posterior"]  # behaviour alone cleared the decision point
     assert run("audit", "api/new", "--reference", ref, "--record", alpha_like, "--fail-on",
                "undeclared-base,wrong-relation").exit_code == 3
     assert run("audit", "api/new", "--reference", ref, "--record", alpha_like, "--fail-on", "unsupported-base").exit_code == 0

@@ -70,7 +70,9 @@ def judge(model: str, record: DNARecord, declared: Declared, store: Any, *, k: i
     same_vocab = [cands.records[i].model_id for i in order if cands.static_match(i).get("same_tokenizer_vocab")]
     notes += _static_notes(same_vocab)
     return Verdict(model, declared, nearest, flags, record, notes,
-                   _evidence_summary(record, cands, order, sure, relative_posterior, same_vocab))
+                   _evidence_summary(record, cands, order, sure, relative_posterior, same_vocab),
+                   family_confidence=round(sure.confidence, 4) if sure is not None else None,
+                   relative_posterior=relative_posterior)
 
 
 def _order(cands: Candidates) -> np.ndarray:

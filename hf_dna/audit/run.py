@@ -1,15 +1,17 @@
 """`audit`: a model (or its responses or record) -> its DNA record and declared lineage -> a `Verdict`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, RecordFileError
 from ..hub import ModelMetadata
-from ..pipeline.extract import extract
+from ..pipeline.extract import extract, model_responses, record_from_responses
 from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord, read_records
-from ..pipeline.responses import GenerationSettings
-from ..reference.store import ReferenceStore, probes_for_store
+from ..pipeline.responses import GenerationSettings, Responses
+from ..reference.layout import EARLY_STOP
+from ..reference.store import ReferenceStore, default_store_dirs, probes_for_store
 from .declared import declared_lineage, read_model_files
 from .judge import judge
 from .verdict import RELATIONS, Verdict
@@ -22,15 +24,22 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
           record: DNARecord | str | None = None, base_models: list[str] | tuple[str, ...] | None = None,
           relation: str | None = None, settings: Any = None, token: str | None = None, k: int = 5,
           progress: bool = False, revision: str | None = None, gguf_file: str | None = None,
-          relative_posterior: float | None = None, backend: str = "transformers", api: Any = None) -> Verdict:
+          relative_posterior: float | None = None, backend: str = "transformers", api: Any = None,
+          adaptive: bool = False) -> Verdict:
     """Audit `model` (Hub id, local dir/file, or any name when `responses`/`record` are given).
 
     `reference`: a `ReferenceStore`, a local store dir or a Hub dataset id; default: the embedded store made
     with the record's probes. `base_models`/`relation` override the card (source ``cli``). `relative_posterior`:
     where behaviour alone flags an undeclared base (default: the reference's operating point, else 0.95).
+    `adaptive`: ask the probes of a smaller embedded reference nested in this one first (paper600-50 inside
+    paper600-100) and the rest only when the verdict there is unsure, i.e. when the behavioural family
+    confidence is at or above the stop point measured for the pair (bench/adaptive_eval.py); the answers
+    already given are kept, so a model asked everything answers each probe once.
     """
     if relation is not None and relation not in RELATIONS:
         raise InvalidInputError(f"relation must be one of {', '.join(RELATIONS)}, not {relation!r}")
+    if adaptive and (record is not None or responses is not None):
+        raise InvalidInputError("adaptive audits ask the model step by step: they take no --responses or --record")
     notes: list[str] = []
     store = reference if isinstance(reference, ReferenceStore) else (
         ReferenceStore.load(reference) if reference is not None else None)
@@ -42,12 +51,73 @@ def audit(model: str, *, reference: Any = None, probes: str | None = None, respo
         probe_set = _probes_of_store(store, probe_set, notes)
     cli_declared = bool(base_models or relation)
     files = None if cli_declared else read_model_files(model, token, notes, revision)  # read once, passed along
-    dna = _get_record(model, record, responses, probe_set, settings, token, progress, revision, gguf_file,
-                      files.metadata if files is not None else None, backend=backend, api=api)
+    asking = dict(settings=settings or GenerationSettings.paper(), token=token, revision=revision, gguf_file=gguf_file,
+                  progress=progress, metadata=files.metadata if files is not None else None, backend=backend, api=api)
+    if adaptive:
+        declared = declared_lineage(files, base_models, relation, notes)
+        return _adaptive_audit(model, store, probe_set, declared, asking, notes, k=k,
+                               relative_posterior=relative_posterior)
+    dna = _get_record(model, record, responses, probe_set, **asking)
     if store is None:
         store = ReferenceStore.default(probe_hash=dna.probe_hash)
     declared = declared_lineage(files, base_models, relation, notes)
     return judge(model, dna, declared, store, k=k, notes=notes, relative_posterior=relative_posterior)
+
+
+def _adaptive_audit(model: str, store: ReferenceStore, probe_set: ProbeSet, declared: Any, asking: dict[str, Any],
+                    notes: list[str], **judging: Any) -> Verdict:
+    """`audit(adaptive=True)`: the nested store's probes first, the rest only while the verdict is unsure."""
+    nested = nested_store(store, probe_set)
+    if nested is None:
+        notes.append(f"adaptive: {_store_name(store)} names no smaller reference nested in it with a measured stop "
+                     f"point, so all {len(probe_set)} probes were asked")
+        return judge(model, extract(model, probe_set, **asking), declared, store, notes=notes, **judging)
+    small, head, below = nested
+    first = model_responses(model, head, **asking)
+    early = record_from_responses(first, head)
+    verdict = judge(model, early, declared, small, notes=notes, **judging)
+    sure = verdict.family_confidence
+    if sure is not None and sure < below:
+        verdict.notes.append(
+            f"adaptive: stopped after the first {len(head)} of {len(probe_set)} probes, judged on {_store_name(small)}:"
+            f" the family confidence there, {sure:.2f}, is below the stop point {below:.2f} measured for it inside "
+            f"{_store_name(store)} (bench/adaptive_eval.py)")
+        return verdict
+    rest = model_responses(model, probe_set.tail(len(head)), **asking)
+    answers = Responses(first.model_id, first.revision, first.texts + rest.texts, first.generation, first.static,
+                        first.files)
+    dna = record_from_responses(answers, probe_set, weights=False)  # the weight sketch does not depend on probes
+    if "weights" in early.evidence:
+        dna.evidence["weights"] = early.evidence["weights"]
+    shown = "none" if sure is None else f"{sure:.2f}"
+    notes.append(f"adaptive: asked all {len(probe_set)} probes: after the first {len(head)} the family confidence "
+                 f"was {shown}, not below the stop point {below:.2f}")
+    return judge(model, dna, declared, store, notes=notes, **judging)
+
+
+def nested_store(store: ReferenceStore, probe_set: ProbeSet) -> tuple[ReferenceStore, ProbeSet, float] | None:
+    """The embedded store whose probes are the first k of `probe_set`, its head, and the family confidence below
+    which an audit may stop there, when `store`'s calibration names one (`EARLY_STOP`); else None."""
+    calibration = getattr(store, "calibration", None)
+    stop = calibration.get(EARLY_STOP) if isinstance(calibration, dict) else None
+    if not isinstance(stop, dict):
+        return None
+    n, below = stop.get("n_probes"), stop.get("family_confidence_below")
+    if not (isinstance(n, int) and 0 < n < len(probe_set) and isinstance(below, (int, float)) and 0 < below < 1):
+        return None
+    head = probe_set.head(n)
+    if head.hash != stop.get("probe_hash"):
+        return None
+    for directory in default_store_dirs():
+        small = ReferenceStore.load(directory)
+        if small.config.get("probe_hash") == head.hash:
+            return small, head, float(below)
+    return None
+
+
+def _store_name(store: ReferenceStore) -> str:
+    source = getattr(store, "source", None)
+    return Path(source).name if source and Path(source).is_dir() else str(source or "the reference")
 
 
 def _probes_of_store(store: ReferenceStore, probe_set: ProbeSet, notes: list[str]) -> ProbeSet:
@@ -67,7 +137,7 @@ def _store_probe_set(store: Any) -> str | None:
     return getattr(config, "probe_set", None)
 
 
-def _get_record(model: str, record: DNARecord | str | None, responses: str | None, probes: ProbeSet | None,
+def _get_record(model: str, record: DNARecord | str | None, responses: str | None, probes: ProbeSet | None, *,
                 settings: Any, token: str | None, progress: bool, revision: str | None = None,
                 gguf_file: str | None = None, metadata: ModelMetadata | None = None, backend: str = "transformers",
                 api: Any = None) -> DNARecord:
@@ -83,7 +153,6 @@ def _get_record(model: str, record: DNARecord | str | None, responses: str | Non
             raise RecordFileError(f"{record} holds {len(records)} records and {len(matching)} for {model}: "
                                   "pass a file with one record")
         return matching[0]
-    return extract(model, probes, responses=responses, settings=settings or GenerationSettings.paper(), token=token,
-                   revision=revision, gguf_file=gguf_file, progress=progress, metadata=metadata, backend=backend,
-                   api=api)
+    return extract(model, probes, responses=responses, settings=settings, token=token, revision=revision,
+                   gguf_file=gguf_file, progress=progress, metadata=metadata, backend=backend, api=api)
 

@@ -53,6 +53,10 @@ class Verdict:
     record: DNARecord
     notes: list[str] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)  # what each kind of evidence said (weights, behaviour, ...)
+    #: how sure the reference's decision point is that the top behavioural candidate is of the model's family
+    #: (None without a calibrated reference), and the value at which behaviour alone flags an undeclared base
+    family_confidence: float | None = None
+    relative_posterior: float | None = None
 
     @property
     def verdict(self) -> str:
@@ -72,5 +76,7 @@ class Verdict:
             "verdict": self.verdict,
             "notes": list(self.notes),
             "evidence": dict(self.evidence),
+            "family_confidence": self.family_confidence,
+            "relative_posterior": self.relative_posterior,
         }
 

@@ -63,6 +63,10 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
               "on it with held-out planted cards (`hf-dna reference info` shows it; chat-rand-zh100 0.6), else "
               f"{RELATIVE_POSTERIOR}. Lower finds more undeclared bases and raises more false flags (measured "
               "trade-off: bench/RESULTS.md).")
+@click.option("--adaptive", is_flag=True,
+              help="Ask the probes of the smaller embedded reference nested in this one first (paper600-50 inside "
+              "paper600-100) and the rest only when the verdict there is unsure (a stop point measured on held-out "
+              "models, bench/adaptive_eval.py); answers already given are kept.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN / the saved login).")
 @click.option("-o", "--output", type=click.Path(), callback=output_file,
               help="Write the report here (atomically) instead of stdout.")
@@ -70,8 +74,8 @@ def _publish(verdict: dict[str, Any], mode: str, model: str, findings_repo: str 
 @generation_options
 def audit_cmd(model: str, reference: str | None, probes: str | None, responses: str | None, record_path: str | None,
               base_models: tuple[str, ...], relation: str | None, fmt: str, publish: str, findings_repo: str | None,
-              fail_on: str, k: int, relative_posterior: float | None, token: str | None, output: str | None, quiet: bool,
-              **generation: Any) -> None:
+              fail_on: str, k: int, relative_posterior: float | None, adaptive: bool, token: str | None,
+              output: str | None, quiet: bool, **generation: Any) -> None:
     """Audit MODEL (Hub id, local dir or .gguf, or any name with --responses/--record) against a DNA reference.
 
     \b
@@ -90,7 +94,7 @@ def audit_cmd(model: str, reference: str | None, probes: str | None, responses: 
     verdict = audit(model, reference=reference, probes=probes, responses=responses, record=record_path,
                     base_models=list(base_models) or None, relation=relation, settings=settings, token=token, k=k,
                     progress=not quiet, revision=generation.get("revision"), gguf_file=generation.get("gguf_file"),
-                    relative_posterior=relative_posterior, backend=backend, api=api)
+                    relative_posterior=relative_posterior, backend=backend, api=api, adaptive=adaptive)
     data = verdict.to_dict()
     text = render(data, fmt, fail_codes)
     if output:

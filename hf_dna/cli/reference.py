@@ -126,6 +126,7 @@ def info_cmd(store: str, as_json: bool) -> None:
     """Describe a reference STORE (directory or Hub dataset id): config, size, calibration quality."""
     from ..audit.decision import operating_point
     from ..reference import ReferenceStore
+    from ..reference.layout import EARLY_STOP
 
     ref = ReferenceStore.load(store)
     posterior, posterior_source = operating_point(ref)
@@ -134,8 +135,11 @@ def info_cmd(store: str, as_json: bool) -> None:
         from ..evidence.relation import RelationModel
 
         cv = RelationModel.from_dict(ref.calibration).cv
+    stop = (ref.calibration or {}).get(EARLY_STOP) if isinstance(ref.calibration, dict) else None
     info = {"store": store, "records": len(ref), "lineage_rows": len(ref.lineage_table), "config": ref.config,
-            "calibration_cv": cv, "relative_posterior": posterior, "relative_posterior_source": posterior_source}
+            "calibration_cv": cv, "relative_posterior": posterior, "relative_posterior_source": posterior_source,
+            "adaptive_stop": {k: stop.get(k) for k in ("n_probes", "probe_hash", "family_confidence_below")}
+            if isinstance(stop, dict) else None}
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -148,6 +152,9 @@ def info_cmd(store: str, as_json: bool) -> None:
     if not cv:
         click.echo("  no calibration")
     click.echo(f"  audit flags undeclared bases from behaviour at relative posterior {posterior:.2f}: {posterior_source}")
+    if info["adaptive_stop"]:
+        click.echo(f"  audit --adaptive stops after the first {stop.get('n_probes')} probes when the family confidence "
+                   f"there is below {stop.get('family_confidence_below')} (bench/adaptive_eval.py)")
 
 
 @reference_group.command("list")

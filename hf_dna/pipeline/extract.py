@@ -108,11 +108,24 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
     used for the record's static evidence instead of reading the model's files again.
     `backend`: ``transformers`` (run the model here) or ``api`` (ask a chat-completions API, `api`: where and
     how fast; default Hugging Face inference providers), see `hf_dna.pipeline.backends.api`."""
+    probe_set = as_probe_set(probes)
+    answers = model_responses(model, probe_set, responses=responses, settings=settings, revision=revision,
+                              token=token, cache_dir=cache_dir, progress=progress, gguf_file=gguf_file,
+                              use_cache=use_cache, metadata=metadata, backend=backend, api=api, name=name)
+    return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder, weights=weights)
+
+
+def model_responses(model: str, probe_set: ProbeSet, *, responses: str | None = None,
+                    settings: GenerationSettings | None = None, revision: str | None = None, token: str | None = None,
+                    cache_dir: str | None = None, progress: bool = True, gguf_file: str | None = None,
+                    use_cache: bool = True, metadata: ModelMetadata | None = None, backend: str = "transformers",
+                    api: ApiSettings | None = None, name: str | None = None) -> Responses:
+    """`model`'s answers to `probe_set`, the first half of `extract` (same arguments): read from a `responses`
+    file, asked of an API, or generated here (cached)."""
     if backend not in BACKENDS:
         raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if api is not None and backend != "api":
         raise InvalidInputError("API settings (base URL, key variable, concurrency) need backend 'api'")
-    probe_set = as_probe_set(probes)
     if responses is not None:
         answers = read_responses_file(responses, probe_set, model_id=name or model)
         answers.model_id = name or model
@@ -130,5 +143,4 @@ def extract(model: str, probes: str | ProbeSet = "paper600", *, responses: str |
                                      use_cache=use_cache, metadata=metadata)
     if name:
         answers.model_id = name
-    return record_from_responses(answers, probe_set, dim=dim, seed=seed, encoder=encoder, weights=weights)
-
+    return answers

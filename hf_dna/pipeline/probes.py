@@ -55,12 +55,23 @@ class ProbeSet:
         return probe_hash(self.prompts)
 
     def head(self, k: int) -> ProbeSet:
-        """The first `k` probes, named ``<name>:<k>``."""
+        """The first `k` probes, named ``<name>:<k>`` (``paper600:100`` -> ``paper600:50``)."""
         if not 0 < k <= len(self.prompts):
             raise ProbeSetNotFoundError(f"probe set {self.name!r} has {len(self.prompts)} probes; cannot take {k}")
         if k == len(self.prompts):
             return self
-        return ProbeSet(f"{self.name}:{k}", self.prompts[:k], self.description, self.source)
+        return ProbeSet(f"{self.base_name}:{k}", self.prompts[:k], self.description, self.source)
+
+    def tail(self, k: int) -> ProbeSet:
+        """The probes after the first `k`, named ``<name>[<k>:]``: what is left to ask after `head(k)`."""
+        if not 0 < k < len(self.prompts):
+            raise ProbeSetNotFoundError(f"probe set {self.name!r} has {len(self.prompts)} probes; no tail after {k}")
+        return ProbeSet(f"{self.name}[{k}:]", self.prompts[k:], self.description, self.source)
+
+    @property
+    def base_name(self) -> str:
+        """The name without a ``:<k>`` head count."""
+        return re.sub(r":\d+$", "", self.name)
 
 
 def probe_hash(prompts: tuple[str, ...] | list[str]) -> str:

@@ -25,7 +25,7 @@ from ..pipeline.embed import DEFAULT_ENCODER, Encoder, load_encoder
 from ..pipeline.extract import record_from_embeddings
 from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord
-from .layout import CONFIG_NAME, OPERATING_POINT
+from .layout import CONFIG_NAME, EARLY_STOP, OPERATING_POINT
 from .store import ReferenceStore
 
 #: how the LLM DNA authors generated the shared reference responses (README of reference-responses)
@@ -242,12 +242,16 @@ def add_records(out_dir: str | os.PathLike, records: list[DNARecord], lineage_cs
         families = _labelled_families(store.lineage_table, store.model_ids)
         if families < 3:
             raise InvalidInputError(f"cannot refit the calibration: {families} labelled families (needs 3)")
-        had_point = isinstance(store.calibration, dict) and OPERATING_POINT in store.calibration
+        old = store.calibration if isinstance(store.calibration, dict) else {}
         store.calibration = RelationModel.fit(store.records, store.lineage_table).to_dict()
         notes.append(f"calibration refitted on {len(store)} records ({families} labelled families)")
-        if had_point:  # it was measured on the old calibration: the audit falls back to its default until re-measured
+        # both were measured on the old calibration: the audit goes without them until they are measured again
+        if OPERATING_POINT in old:
             notes.append("its measured operating point was dropped with the old calibration "
                          "(bench/audit_eval.py --write-operating-point measures it again)")
+        if EARLY_STOP in old:
+            notes.append("its adaptive stop point was dropped with the old calibration "
+                         "(bench/adaptive_eval.py --write-stop-point measures it again)")
     elif store.calibration:
         notes.append("calibration kept (fitted before these records; --refit to refit on all)")
     else:

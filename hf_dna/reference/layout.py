@@ -33,6 +33,10 @@ README_NAME = "README.md"
 #: key of a store's calibration that holds its own measured relative decision point (bench/audit_eval.py
 #: --write-operating-point): ``{"relative_posterior": p, "rule": ..., "measured": ...}``, read by the audit
 OPERATING_POINT = "operating_point"
+#: key of a store's calibration that lets an adaptive audit stop after the probes of a smaller store nested in it
+#: (its probes are this store's first k; bench/adaptive_eval.py --write-stop-point):
+#: ``{"probe_hash": ..., "n_probes": k, "family_confidence_below": b, "rule": ..., "measured": ...}``
+EARLY_STOP = "early_stop"
 FORMAT_VERSION = 1
 CONFIG_FIELDS = ("probe_set", "probe_hash", "n_probes", "encoder", "encoder_revision", "dim", "projection_seed",
                  "projection")
