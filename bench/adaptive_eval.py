@@ -2,11 +2,11 @@
 
 For every labelled model of a pair of nested reference stores (the small one built with the first k probes of the
 full one, e.g. paper600-50 inside paper600-100; same models, same responses), each planted card of
-`bench/audit_eval.py` is judged twice, on the small store and on the full one, with the held-out model's
-relation model refitted without it (`--refit model`) or without its family (`--refit family`). An adaptive audit
-stops after the small store's probes when the behavioural family confidence there is below a stop point b (no
-undeclared-base can come from behaviour at 50 probes, since b is below the small store's own decision point),
-else it asks the rest and takes the full store's verdict. For each b on a grid: the share of audits that stop
+`bench/audit_eval.py` is judged twice, on the small store and on the full one, each at its store's own operating
+point, with the held-out model's relation model refitted without it (`--refit model`) or without its family
+(`--refit family`). An adaptive audit stops after the small store's probes when the behavioural family
+confidence there is below a stop point b, keeping the small store's verdict, else it asks the rest and takes the
+full store's verdict. For each b on a grid: the share of audits that stop
 early, how often their flags differ from the full-probe verdict, and the planted-card figures of the adaptive
 audit next to the always-full one (the peer, same run).
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hf_dna.audit import judge  # noqa: E402
-from hf_dna.audit.decision import decision_points  # noqa: E402
+from hf_dna.audit.decision import decision_points, operating_point  # noqa: E402
 from hf_dna.evidence.relation import RelationModel  # noqa: E402
 from hf_dna.reference import CALIBRATION_NAME, ReferenceStore  # noqa: E402
 from hf_dna.reference.layout import EARLY_STOP  # noqa: E402
@@ -66,6 +66,8 @@ def judged(stores: dict[str, ReferenceStore], refit: str, seed: int = 0, limit: 
     rng = np.random.default_rng(seed)
     records = {name: {r.model_id: r for r in s.records} for name, s in stores.items()}
     caches: dict[str, dict] = {"small": {}, "full": {}}
+    # each stage flags at its own store's measured point (a refitted calibration does not carry it)
+    points = {name: operating_point(s)[0] for name, s in stores.items()}
     out = []
     for record in full.records:
         info = full.lineage(record.model_id) or {}
@@ -81,7 +83,8 @@ def judged(stores: dict[str, ReferenceStore], refit: str, seed: int = 0, limit: 
             row = {"model": record.model_id, "card": card, "confidence": info.get("confidence"),
                    "declared": declared.base_models, "expected": sorted(expected)}
             for name in ("small", "full"):
-                verdict = judge(record.model_id, records[name][record.model_id], declared, refs[name])
+                verdict = judge(record.model_id, records[name][record.model_id], declared, refs[name],
+                                relative_posterior=points[name])
                 row[f"{name}_fired"] = verdict.flag_codes
                 row[f"{name}_confidence"] = verdict.family_confidence
             out.append(row)
