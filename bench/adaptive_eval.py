@@ -87,15 +87,22 @@ def judged(stores: dict[str, ReferenceStore], refit: str, seed: int = 0, limit: 
                                 relative_posterior=points[name])
                 row[f"{name}_fired"] = verdict.flag_codes
                 row[f"{name}_confidence"] = verdict.family_confidence
+                row[f"{name}_top_probability"] = verdict.nearest[0].probability if verdict.nearest else None
             out.append(row)
     return out
 
 
-def adaptive(rows: list[dict], stop: float | None) -> list[dict]:
-    """Each card's outcome under the stop point (None: always the full store)."""
+STATISTICS = {"family_confidence": "small_confidence", "top_probability": "small_top_probability"}
+
+
+def adaptive(rows: list[dict], stop: float | None, statistic: str = "family_confidence") -> list[dict]:
+    """Each card's outcome under the stop point (None: always the full store): a card stops when the small store's
+    `statistic` (the family confidence, or the top candidate's P(related)) is below it."""
+    key = STATISTICS[statistic]
     out = []
     for r in rows:
-        early = stop is not None and r["small_confidence"] is not None and r["small_confidence"] < stop
+        value = r.get(key)
+        early = stop is not None and value is not None and value < stop
         out.append({**r, "fired": r["small_fired"] if early else r["full_fired"], "stopped": early,
                     "undeclared_names_right_family": None})
     return out
@@ -181,6 +188,8 @@ def main() -> None:
     ap.add_argument("--json", help="write the judged cards and the summaries here")
     ap.add_argument("--rows", help="re-use the judged cards of an earlier --json run (same stores)")
     ap.add_argument("--limit", type=int, help="only the first N labelled models (a quick check)")
+    ap.add_argument("--statistic", choices=sorted(STATISTICS), default="family_confidence",
+                    help="what must be below the stop point after the first probes")
     ap.add_argument("--write-stop-point", action="store_true",
                     help="write the chosen stop point into the full store's calibration.json (see the module doc)")
     args = ap.parse_args()
@@ -199,14 +208,14 @@ def main() -> None:
             Path(args.json).write_text(json.dumps({**earlier, **results}, indent=1))
         took = f"judged in an earlier run, {args.rows}" if reused else f"{time.time() - t0:.0f} s"
         print(f"\nrefit without the {refit} ({len(rows)} cards, {took})\n")
-        print("| stop after the first probes when the family confidence there is below | share stopped | probes asked "
+        print(f"| stop after the first probes when the {args.statistic.replace('_', ' ')} there is below | share stopped | probes asked "
               "(mean) | stopped cards whose flags differ from the full verdict (undeclared-base lost / added) | false undeclared-base on honest "
               "(high / medium) | omit -> undeclared-base | wrong -> unsupported-base |")
         print("|---|---|---|---|---|---|---|")
-        res = {PEER: summary(adaptive(rows, None))}
+        res = {PEER: summary(adaptive(rows, None, args.statistic))}
         print(line("peer: always all probes", res[PEER], n["small"], n["full"]), flush=True)
         for b in GRID:
-            res[str(b)] = summary(adaptive(rows, b))
+            res[str(b)] = summary(adaptive(rows, b, args.statistic))
             print(line(f"{b}", res[str(b)], n["small"], n["full"]), flush=True)
         results[refit] = {"rows": rows, "summaries": res}
     by_protocol = {f"refit without the {refit}": results[refit]["summaries"] for refit in args.refit}
