@@ -50,12 +50,17 @@ def test_a_sure_verdict_stops_after_the_nested_stores_probes(tmp_path, tiny_mode
 
 
 def test_an_unsure_verdict_asks_the_rest_and_keeps_the_first_answers(tmp_path, tiny_models, monkeypatch):
+    from hf_dna.pipeline.backends.transformers import TransformersGenerator
+
     monkeypatch.setenv("HF_DNA_CACHE", str(tmp_path / "cache"))
+    loads, load = [], TransformersGenerator._load_model
+    monkeypatch.setattr(TransformersGenerator, "_load_model", lambda self: loads.append(1) or load(self))
     verdict = audit(str(tiny_models["gpt2"]), reference=reference_with_stop(tmp_path, 0.001), settings=SETTINGS,
                     base_models=["x/y"], relation="finetune", adaptive=True)
     assert verdict.record.n_probes == 100 and verdict.record.probe_hash == FULL.hash
     assert any("asked all 100 probes" in n and "not below the stop point 0.00" in n for n in verdict.notes)
     assert cached_answers(tmp_path / "cache") == 100  # each probe answered once: the first 50 were not asked again
+    assert len(loads) == 1  # one LM load for both asks
     assert "weights" in verdict.record.evidence  # the weight sketch of the first record is carried over
     # the whole record is the one a plain audit makes from the same answers: same probes, same DNA shape
     plain = audit(str(tiny_models["gpt2"]), reference=reference_with_stop(tmp_path / "plain", None),
@@ -99,3 +104,17 @@ def test_head_and_tail_split_a_probe_set_into_its_two_asks():
     assert tail.name == "paper600:100[50:]" and head.prompts + tail.prompts == FULL.prompts
     with pytest.raises(Exception, match="no tail after 100"):
         FULL.tail(100)
+
+
+def test_an_api_model_going_on_is_asked_each_probe_once(tmp_path, monkeypatch):
+    from hf_dna.pipeline.backends.api import ApiSettings
+    from tests.openai_server import OpenAIServer, echo_answerer
+
+    monkeypatch.setenv("HF_DNA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TEST_API_KEY", "sk-test")
+    with OpenAIServer(echo_answerer(), api_key="sk-test") as server:
+        api = ApiSettings(base_url=server.base_url, api_key_env="TEST_API_KEY", timeout=2.0, backoff=0.02)
+        verdict = audit("smollm2-local", reference=reference_with_stop(tmp_path, 0.001), settings=SETTINGS,
+                        base_models=["x/y"], relation="finetune", adaptive=True, backend="api", api=api)
+        assert verdict.record.n_probes == 100 and len(server.bodies) == 100
+        assert verdict.record.generation["backend"] == "api"

@@ -6,10 +6,10 @@ from typing import Any
 
 from ..errors import InvalidInputError, RecordFileError
 from ..hub import ModelMetadata
-from ..pipeline.extract import extract, model_responses, record_from_responses
+from ..pipeline.extract import answers_in_parts, extract, record_from_responses
 from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord, read_records
-from ..pipeline.responses import GenerationSettings, Responses
+from ..pipeline.responses import GenerationSettings
 from ..reference.layout import EARLY_STOP
 from ..reference.store import ReferenceStore, default_store_dirs, probes_for_store
 from .declared import declared_lineage, read_model_files
@@ -73,19 +73,20 @@ def _adaptive_audit(model: str, store: ReferenceStore, probe_set: ProbeSet, decl
                      f"point, so all {len(probe_set)} probes were asked")
         return judge(model, extract(model, probe_set, **asking), declared, store, notes=notes, **judging)
     small, head, below = nested
-    first = model_responses(model, head, **asking)
-    early = record_from_responses(first, head)
-    verdict = judge(model, early, declared, small, notes=notes, **judging)
-    sure = verdict.family_confidence
-    if sure is not None and sure < below:
-        verdict.notes.append(
-            f"adaptive: stopped after the first {len(head)} of {len(probe_set)} probes, judged on {_store_name(small)}:"
-            f" the family confidence there, {sure:.2f}, is below the stop point {below:.2f} measured for it inside "
-            f"{_store_name(store)} (bench/adaptive_eval.py)")
-        return verdict
-    rest = model_responses(model, probe_set.tail(len(head)), **asking)
-    answers = Responses(first.model_id, first.revision, first.texts + rest.texts, first.generation, first.static,
-                        first.files)
+    parts = answers_in_parts(model, probe_set, len(head), **asking)
+    try:
+        early = record_from_responses(next(parts), head)
+        verdict = judge(model, early, declared, small, notes=notes, **judging)
+        sure = verdict.family_confidence
+        if sure is not None and sure < below:
+            verdict.notes.append(
+                f"adaptive: stopped after the first {len(head)} of {len(probe_set)} probes, judged on "
+                f"{_store_name(small)}: the family confidence there, {sure:.2f}, is below the stop point {below:.2f} "
+                f"measured for it inside {_store_name(store)} (bench/adaptive_eval.py)")
+            return verdict
+        answers = next(parts)
+    finally:
+        parts.close()  # the LM's memory is freed here
     dna = record_from_responses(answers, probe_set, weights=False)  # the weight sketch does not depend on probes
     if "weights" in early.evidence:
         dna.evidence["weights"] = early.evidence["weights"]

@@ -6,6 +6,7 @@ the same inputs write byte-identical files.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +22,7 @@ from .backends.transformers import local_metadata_or_none
 from .device import torch_threads
 from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
 from .embed import DEFAULT_ENCODER, Encoder, load_encoder
-from .generate import generate_responses
+from .generate import generate_in_parts, generate_responses
 from .probes import ProbeSet, load_probe_set
 from .record import DNARecord
 from .responses import GenerationSettings, Responses
@@ -144,3 +145,25 @@ def model_responses(model: str, probe_set: ProbeSet, *, responses: str | None = 
     if name:
         answers.model_id = name
     return answers
+
+
+def answers_in_parts(model: str, probe_set: ProbeSet, first: int, *, settings: GenerationSettings | None = None,
+                     revision: str | None = None, token: str | None = None, cache_dir: str | None = None,
+                     progress: bool = True, gguf_file: str | None = None, use_cache: bool = True,
+                     metadata: ModelMetadata | None = None, backend: str = "transformers",
+                     api: ApiSettings | None = None) -> Iterator[Responses]:
+    """`model_responses` asked in two steps: yields the answers to the first `first` probes of `probe_set`, then,
+    only if the caller asks for more, to all of them; the first answers are kept and a local LM is loaded once
+    (closing the iterator early frees it). Each step is cached as its own probe set."""
+    if backend == "transformers":
+        yield from generate_in_parts(model, probe_set, first, settings, revision=revision, token=token,
+                                     cache_dir=cache_dir, gguf_file=gguf_file, progress=progress,
+                                     use_cache=use_cache, metadata=metadata)
+        return
+    asking = dict(settings=settings, revision=revision, token=token, cache_dir=cache_dir, progress=progress,
+                  gguf_file=gguf_file, use_cache=use_cache, metadata=metadata, backend=backend, api=api)
+    answers = model_responses(model, probe_set.head(first), **asking)
+    yield answers
+    more = model_responses(model, probe_set.tail(first), **asking)
+    yield Responses(answers.model_id, answers.revision, answers.texts + more.texts, answers.generation,
+                    answers.static, answers.files)

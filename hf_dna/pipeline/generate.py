@@ -6,6 +6,7 @@ without regenerating what it already has. Results come back in probe order.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from ..hub import ModelMetadata
 from .backends.transformers import TransformersGenerator, file_metadata, resolve_source
@@ -26,12 +27,13 @@ class ResponseJob:
 
     def __init__(self, model: str, probe_set: ProbeSet, settings: GenerationSettings | None = None, *,
                  revision: str | None = None, token: str | None = None, cache_dir: str | os.PathLike | None = None,
-                 gguf_file: str | None = None, use_cache: bool = True, metadata: ModelMetadata | None = None):
+                 gguf_file: str | None = None, use_cache: bool = True, metadata: ModelMetadata | None = None,
+                 generator: TransformersGenerator | None = None):
         self.probe_set = probe_set
         self.metadata = metadata  # what the caller already read of the model's files (read here otherwise)
-        self.settings = settings or GenerationSettings()
-        self.source = resolve_source(model, revision, token, gguf_file)
-        self.generator = TransformersGenerator(self.source, self.settings)
+        self.settings = generator.settings if generator is not None else (settings or GenerationSettings())
+        self.source = generator.source if generator is not None else resolve_source(model, revision, token, gguf_file)
+        self.generator = generator or TransformersGenerator(self.source, self.settings)  # a loaded one is kept
         self.prompt_ids = self.generator.prompt_ids(probe_set.prompts)
         self.batches = plan_batches([len(ids) for ids in self.prompt_ids], self.settings.batch_size)
         generation = self.generator.generation_info()
@@ -92,3 +94,24 @@ def generate_responses(model: str, probe_set: ProbeSet, settings: GenerationSett
     return job.responses(texts)
 
 
+def generate_in_parts(model: str, probe_set: ProbeSet, first: int, settings: GenerationSettings | None = None, *,
+                      revision: str | None = None, token: str | None = None, cache_dir: str | None = None,
+                      gguf_file: str | None = None, progress: bool = True, use_cache: bool = True,
+                      metadata: ModelMetadata | None = None) -> Iterator[Responses]:
+    """`generate_responses` in two asks: yields the answers to the first `first` probes, then, if the caller goes
+    on, to all of `probe_set` (the first ones kept, the rest generated with the same LM, loaded once). Each part is
+    cached under its own probe set (`ProbeSet.head` / `ProbeSet.tail`); a row's sampling noise depends on its
+    prompt only (`decode`), not on its batch-mates."""
+    head, tail = probe_set.head(first), probe_set.tail(first)
+    job = ResponseJob(model, head, settings, revision=revision, token=token, cache_dir=cache_dir,
+                      gguf_file=gguf_file, use_cache=use_cache, metadata=metadata)
+    try:
+        answers = job.responses(job.run(list(range(len(job.batches))), progress))
+        yield answers
+        rest = ResponseJob(model, tail, cache_dir=cache_dir, use_cache=use_cache, metadata=metadata,
+                           generator=job.generator)
+        more = rest.responses(rest.run(list(range(len(rest.batches))), progress))
+        yield Responses(answers.model_id, answers.revision, answers.texts + more.texts, answers.generation,
+                        answers.static, answers.files)
+    finally:
+        job.generator.release()
