@@ -1,6 +1,7 @@
 """`audit`: a model (or its responses or record) -> its DNA record and declared lineage -> a `Verdict`."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from ..pipeline.extract import answers_in_parts, extract, record_from_responses
 from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord, read_records
 from ..pipeline.responses import GenerationSettings
-from ..reference.layout import EARLY_STOP
+from ..reference.layout import CONFIG_NAME, EARLY_STOP
 from ..reference.store import ReferenceStore, default_store_dirs, probes_for_store
 from .declared import declared_lineage, read_model_files
 from .judge import judge
@@ -110,9 +111,9 @@ def nested_store(store: ReferenceStore, probe_set: ProbeSet) -> tuple[ReferenceS
     if head.hash != stop.get("probe_hash"):
         return None
     for directory in default_store_dirs():
-        small = ReferenceStore.load(directory)
-        if small.config.get("probe_hash") == head.hash:
-            return small, head, float(below)
+        config = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
+        if config.get("probe_hash") == head.hash:
+            return ReferenceStore.load(directory), head, float(below)
     return None
 
 
