@@ -165,5 +165,4 @@ def answers_in_parts(model: str, probe_set: ProbeSet, first: int, *, settings: G
     answers = model_responses(model, probe_set.head(first), **asking)
     yield answers
     more = model_responses(model, probe_set.tail(first), **asking)
-    yield Responses(answers.model_id, answers.revision, answers.texts + more.texts, answers.generation,
-                    answers.static, answers.files)
+    yield answers.followed_by(more)

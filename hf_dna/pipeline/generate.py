@@ -111,7 +111,6 @@ def generate_in_parts(model: str, probe_set: ProbeSet, first: int, settings: Gen
         rest = ResponseJob(model, tail, cache_dir=cache_dir, use_cache=use_cache, metadata=metadata,
                            generator=job.generator)
         more = rest.responses(rest.run(list(range(len(rest.batches))), progress))
-        yield Responses(answers.model_id, answers.revision, answers.texts + more.texts, answers.generation,
-                        answers.static, answers.files)
+        yield answers.followed_by(more)
     finally:
         job.generator.release()

@@ -57,3 +57,8 @@ class Responses:
     static: dict[str, Any] = field(default_factory=dict)  # `hf_dna.hub.ModelMetadata.static_evidence` of the files
     files: str | None = None  # the model's files on disk (dir or .gguf), when generated from them
 
+    def followed_by(self, more: Responses) -> Responses:
+        """These answers, then `more` (the same model's answers to the probes after these)."""
+        return Responses(self.model_id, self.revision, self.texts + more.texts, self.generation, self.static,
+                         self.files)
+
