@@ -48,6 +48,8 @@ def test_run_on_the_embedded_store_prints_every_row(tmp_path):
     results = json.loads(out.read_text())["results"]
     model = next(v for k, v in results.items() if k.startswith("relation model"))
     assert 0.55 < model["auc"] < 1 and model["top1"] > 0.3  # the held-out relation model beats chance clearly
+    by_model = next(v for k, v in results.items() if k.startswith("relation model, CV by model"))
+    assert 0.55 < by_model["auc"] < 1 and by_model["top1"] > 0.3
     assert any(k.startswith("anchor") for k in results) == mse.PAPER_DNAS.exists()
 
 

@@ -513,10 +513,11 @@ def family_folds(families: np.ndarray, folds: int) -> np.ndarray:
 
 
 def cv_score_matrix(vectors: dict[str, np.ndarray], families: np.ndarray, kinds: tuple[str, ...],
-                    folds: int = CV_FOLDS) -> np.ndarray:
+                    folds: int = CV_FOLDS, fold: np.ndarray | None = None) -> np.ndarray:
     """P(related) of every row (query) to every column, each row scored by a model fitted without its family
-    (grouped k-fold by family; unlabelled rows by the first fold's model)."""
-    fold = family_folds(families, folds)
+    (grouped k-fold by family; unlabelled rows by the first fold's model), or without its own `fold` when given
+    (fold index per row, -1 for unlabelled: e.g. models held out one fold at a time, their families kept)."""
+    fold = family_folds(families, folds) if fold is None else np.asarray(fold)
     score = np.full((len(families), len(families)), np.nan)
     for k in range(folds):
         test = np.flatnonzero((fold == k) | ((fold < 0) & (k == 0)))
