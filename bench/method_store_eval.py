@@ -236,8 +236,8 @@ def main() -> None:
     by_model = np.full(len(fam), -1)
     by_model[labelled] = np.random.default_rng(0).permutation(len(labelled)) % args.folds
     cv_model = cv_score_matrix(vectors, fam, used, args.folds, fold=by_model)
-    report(f"relation model, CV by model (its family's other members in the fit: the audit's case when the family "
-           f"is in the reference)", np.where(np.isnan(cv_model), cv_model.T, cv_model))
+    report("relation model, CV by model (its family's other members in the fit: the audit's case when the family "
+           "is in the reference)", np.where(np.isnan(cv_model), cv_model.T, cv_model))
     ranked = [n for n in results if n.startswith(("anchor: paper's own DNA, centred", "rank fusion", "relation model ("))]
     print("\n| pairwise score | nearest-neighbour family top-1 | learned family ranker top-1 (family held out) |\n|---|---|---|")
     for name in ranked:
