@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..evidence.relation import fit_logistic
-from ..reference.layout import OPERATING_POINT
+from ..reference.layout import EARLY_STOP, OPERATING_POINT
 from .candidates import ReferenceLineage
 
 RELATED = 0.5  # decision point of a calibrated probability
@@ -49,6 +49,20 @@ def operating_point(store: Any) -> tuple[float, str]:
     if isinstance(value, (int, float)) and 0.0 < value < 1.0:
         return float(value), f"the reference's operating point ({point.get('rule') or 'measured on it'})"
     return RELATIVE_POSTERIOR, "the default"
+
+
+def stop_point(store: Any) -> dict[str, Any] | None:
+    """Where an adaptive audit with `store` may stop early, when its calibration carries a well-formed entry
+    (`EARLY_STOP`, measured by bench/adaptive_eval.py): ``{"n_probes", "probe_hash", "family_confidence_below"}``
+    of the smaller store nested in it; else None."""
+    calibration = getattr(store, "calibration", None)
+    stop = calibration.get(EARLY_STOP) if isinstance(calibration, dict) else None
+    if not isinstance(stop, dict):
+        return None
+    n, below = stop.get("n_probes"), stop.get("family_confidence_below")
+    if not (isinstance(n, int) and n > 0 and isinstance(below, (int, float)) and 0 < below < 1):
+        return None
+    return {"n_probes": n, "probe_hash": stop.get("probe_hash"), "family_confidence_below": float(below)}
 
 
 @dataclass

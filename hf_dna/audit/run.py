@@ -11,8 +11,9 @@ from ..pipeline.extract import answers_in_parts, extract, record_from_responses
 from ..pipeline.probes import ProbeSet, load_probe_set
 from ..pipeline.record import DNARecord, read_records
 from ..pipeline.responses import GenerationSettings
-from ..reference.layout import CONFIG_NAME, EARLY_STOP
+from ..reference.layout import CONFIG_NAME
 from ..reference.store import ReferenceStore, default_store_dirs, probes_for_store
+from .decision import stop_point
 from .declared import declared_lineage, read_model_files
 from .judge import judge
 from .verdict import RELATIONS, Verdict
@@ -99,21 +100,17 @@ def _adaptive_audit(model: str, store: ReferenceStore, probe_set: ProbeSet, decl
 
 def nested_store(store: ReferenceStore, probe_set: ProbeSet) -> tuple[ReferenceStore, ProbeSet, float] | None:
     """The embedded store whose probes are the first k of `probe_set`, its head, and the family confidence below
-    which an audit may stop there, when `store`'s calibration names one (`EARLY_STOP`); else None."""
-    calibration = getattr(store, "calibration", None)
-    stop = calibration.get(EARLY_STOP) if isinstance(calibration, dict) else None
-    if not isinstance(stop, dict):
+    which an audit may stop there, when `store`'s calibration names one (`stop_point`); else None."""
+    stop = stop_point(store)
+    if stop is None or stop["n_probes"] >= len(probe_set):
         return None
-    n, below = stop.get("n_probes"), stop.get("family_confidence_below")
-    if not (isinstance(n, int) and 0 < n < len(probe_set) and isinstance(below, (int, float)) and 0 < below < 1):
-        return None
-    head = probe_set.head(n)
-    if head.hash != stop.get("probe_hash"):
+    head = probe_set.head(stop["n_probes"])
+    if head.hash != stop["probe_hash"]:
         return None
     for directory in default_store_dirs():
         config = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
         if config.get("probe_hash") == head.hash:
-            return ReferenceStore.load(directory), head, float(below)
+            return ReferenceStore.load(directory), head, stop["family_confidence_below"]
     return None
 
 

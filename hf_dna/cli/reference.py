@@ -124,9 +124,8 @@ def enrich_cmd(store: str, models: tuple[str, ...], out_dir: str | None, push_ba
 @click.option("--json", "as_json", is_flag=True, help="Print config, counts and CV metrics as JSON.")
 def info_cmd(store: str, as_json: bool) -> None:
     """Describe a reference STORE (directory or Hub dataset id): config, size, calibration quality."""
-    from ..audit.decision import operating_point
+    from ..audit.decision import operating_point, stop_point
     from ..reference import ReferenceStore
-    from ..reference.layout import EARLY_STOP
 
     ref = ReferenceStore.load(store)
     posterior, posterior_source = operating_point(ref)
@@ -135,11 +134,10 @@ def info_cmd(store: str, as_json: bool) -> None:
         from ..evidence.relation import RelationModel
 
         cv = RelationModel.from_dict(ref.calibration).cv
-    stop = (ref.calibration or {}).get(EARLY_STOP) if isinstance(ref.calibration, dict) else None
+    stop = stop_point(ref)
     info = {"store": store, "records": len(ref), "lineage_rows": len(ref.lineage_table), "config": ref.config,
             "calibration_cv": cv, "relative_posterior": posterior, "relative_posterior_source": posterior_source,
-            "adaptive_stop": {k: stop.get(k) for k in ("n_probes", "probe_hash", "family_confidence_below")}
-            if isinstance(stop, dict) else None}
+            "adaptive_stop": stop}
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -152,9 +150,9 @@ def info_cmd(store: str, as_json: bool) -> None:
     if not cv:
         click.echo("  no calibration")
     click.echo(f"  audit flags undeclared bases from behaviour at relative posterior {posterior:.2f}: {posterior_source}")
-    if info["adaptive_stop"]:
-        click.echo(f"  audit --adaptive stops after the first {stop.get('n_probes')} probes when the family confidence "
-                   f"there is below {stop.get('family_confidence_below')} (bench/adaptive_eval.py)")
+    if stop:
+        click.echo(f"  audit --adaptive stops after the first {stop['n_probes']} probes when the family confidence "
+                   f"there is below {stop['family_confidence_below']} (bench/adaptive_eval.py)")
 
 
 @reference_group.command("list")

@@ -178,7 +178,7 @@ def build_store(responses_files: list[str | os.PathLike], probe_set: str | Probe
     if not files:
         raise ResponsesFileError("no responses files given")
     lineage = read_lineage(lineage_csv) if lineage_csv else {}
-    base_name = probes.name.split(":")[0]
+    base_name = probes.base_name
     if generation is None:
         generation = REFERENCE_GENERATION.get(base_name, {"backend": "responses-file"})
     if attribution is None and base_name in REFERENCE_GENERATION:

@@ -107,10 +107,10 @@ def gguf_sidecar(source: ModelSource) -> Path | None:
         return None
     import transformers
 
-    where = source.fingerprint if source.revision != "local" else f"{source.path.resolve()}\0{source.fingerprint}"
-    key = hashlib.sha256(f"{where}\0{source.gguf_file}\0{transformers.__version__}".encode()).hexdigest()[:32]
     from ..cache import default_cache_dir
 
+    where = source.fingerprint if source.revision != "local" else f"{source.path.resolve()}\0{source.fingerprint}"
+    key = hashlib.sha256(f"{where}\0{source.gguf_file}\0{transformers.__version__}".encode()).hexdigest()[:32]
     return default_cache_dir() / "gguf-metadata" / key
 
 
