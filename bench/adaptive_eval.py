@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hf_dna.audit import judge  # noqa: E402
-from hf_dna.audit.decision import decision_points, operating_point  # noqa: E402
-from hf_dna.evidence.relation import RelationModel  # noqa: E402
+from hf_dna.audit.decision import operating_point  # noqa: E402
 from hf_dna.reference import CALIBRATION_NAME, ReferenceStore  # noqa: E402
 from hf_dna.reference.layout import EARLY_STOP  # noqa: E402
 
@@ -50,14 +49,6 @@ GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 def store_dir(name: str) -> Path:
     return Path(name) if Path(name).is_dir() else ROOT / "hf_dna" / "data" / "reference" / name
-
-
-def held_out(store: ReferenceStore, record, refit: str, cache: dict) -> ReferenceStore:
-    calibration = audit_eval.calibration_without(store, record, refit, cache)
-    rest = [r for r in store.records if r.model_id != record.model_id]
-    out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
-    decision_points(out, RelationModel.from_dict(calibration))
-    return out
 
 
 def judged(stores: dict[str, ReferenceStore], refit: str, seed: int = 0, limit: int | None = None) -> list[dict]:
@@ -77,7 +68,7 @@ def judged(stores: dict[str, ReferenceStore], refit: str, seed: int = 0, limit: 
             continue
         if limit is not None and len({r["model"] for r in out}) >= limit:
             break
-        refs = {name: held_out(stores[name], records[name][record.model_id], refit, caches[name])
+        refs = {name: audit_eval.held_out_store(stores[name], records[name][record.model_id], refit, caches[name])
                 for name in ("small", "full")}
         for card, (declared, expected) in audit_eval.planted_cards(full, record.model_id, rng).items():
             row = {"model": record.model_id, "card": card, "confidence": info.get("confidence"),

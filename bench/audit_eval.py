@@ -97,6 +97,16 @@ def calibration_without(store: ReferenceStore, record, refit: str, cache: dict) 
     return cache[family]
 
 
+def held_out_store(store: ReferenceStore, record, refit: str, cache: dict) -> ReferenceStore:
+    """`store` without `record`, calibrated by `calibration_without`, its decision points fitted now (so that
+    judging time is judging)."""
+    calibration = calibration_without(store, record, refit, cache)
+    rest = [r for r in store.records if r.model_id != record.model_id]
+    held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
+    decision_points(held_out, RelationModel.from_dict(calibration))
+    return held_out
+
+
 def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteriors: tuple[float, ...] = (0.5,)) -> dict:
     """Run every planted card of every labelled model; returns per-card outcomes and summary metrics."""
     rng = np.random.default_rng(seed)
@@ -104,11 +114,8 @@ def evaluate(store: ReferenceStore, seed: int = 0, refit: str = "model", posteri
                 and (store.lineage(r.model_id) or {}).get("family") not in ("", "unknown")]
     outcomes, t_fit, t_judge, cache = [], 0.0, 0.0, {}
     for record in labelled:
-        rest = [r for r in store.records if r.model_id != record.model_id]
         t0 = time.perf_counter()
-        calibration = calibration_without(store, record, refit, cache)
-        held_out = ReferenceStore(rest, config=store.config, lineage=store.lineage_table, calibration=calibration)
-        decision_points(held_out, RelationModel.from_dict(calibration))  # fitted here, so judging time is judging
+        held_out = held_out_store(store, record, refit, cache)
         t_fit += time.perf_counter() - t0
         info = store.lineage(record.model_id) or {}
         for card, (declared, expected) in planted_cards(store, record.model_id, rng).items():
