@@ -230,7 +230,8 @@ def hardware() -> str:
     from hf_dna.pipeline.device import cpu_threads, resolve_dtype
 
     return (f"{model}, {os.cpu_count()} vCPU, CPU flags {cpu_flags()}, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, no GPU; hf-dna dtype auto = {resolve_dtype('auto', 'cpu')}; "
+            f"torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()}{isa_caps()}), "
+            f"no GPU; hf-dna dtype auto = {resolve_dtype('auto', 'cpu')}; "
             f"hf-dna threads {cpu_threads()} (its own choice); load average {load_average()}")
 
 
@@ -245,6 +246,15 @@ def cpu_flags() -> str:
     except OSError:
         return "unknown"
     return " ".join(f"{flag}{'+' if flag in have else '-'}" for flag in FLAGS)
+
+
+#: environment variables that cap the instruction set torch's kernels use (emulating an older CPU)
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def isa_caps() -> str:
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
+    return f"; capped: {' '.join(caps)}" if caps else ""
 
 
 def load_average() -> str:

@@ -119,8 +119,20 @@ def resolve_device(device: str) -> str:
     return str(PartialState().device)
 
 
+#: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which it still runs bfloat16 matmuls natively
+_ONEDNN_BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                     "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16",
+                     "AVX10_2_512", "AVX10_2_512_AMX_2"}
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where it is ~3x faster than float32."""
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where it is ~3x faster than float32,
+    and torch may use it: an ISA cap (``ATEN_CPU_CAPABILITY`` below avx512, ``ONEDNN_MAX_CPU_ISA`` below
+    AVX512_CORE_BF16) makes bfloat16 emulated, ~6x slower than float32 (bench/RESULTS.md)."""
+    if os.environ.get("ATEN_CPU_CAPABILITY", "avx512").lower() not in ("avx512", ""):
+        return False
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() not in _ONEDNN_BF16_ISAS | {""}:
+        return False
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
             flags = next((line for line in handle if line.startswith("flags")), "").split()
