@@ -7,6 +7,7 @@ GPT-2. All session-scoped and saved once as safetensors dirs.
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,8 @@ def bad_model_dirs(tmp_path_factory, tiny_models) -> dict[str, Path]:
         with open(shipped_model_path("smollm2"), "rb") as src:
             corrupt.write_bytes(src.read(1 << 20))  # the header, cut off in the middle of the tensor data
     except InvalidInputError:
-        corrupt.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)
+        # a header that promises 5 tensors and 3 metadata pairs, cut off in the first key
+        corrupt.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 5, 3) + b"\x07\x00\x00\x00\x00\x00\x00\x00abc")
     empty = root / "empty"
     empty.mkdir()
     return {"bert": bert, "remote": remote, "corrupt_gguf": corrupt, "empty": empty}

@@ -291,3 +291,44 @@ def test_model_is_released_before_encoding_and_reloads_the_same(tiny_models, pro
     assert job.generator._model is None
     job.generator.release()  # idempotent
     assert job.run(list(range(len(job.batches))), progress=False) == first
+
+
+def test_batch_size_auto_is_32_on_cpu_with_the_explicit_cache_key(tiny_models, probes):
+    from hf_dna.pipeline.backends.transformers import resolve_source
+    from hf_dna.pipeline.generate import ResponseJob
+
+    source = resolve_source(str(tiny_models["parent"]))
+    auto = TransformersGenerator(source, GenerationSettings(max_new_tokens=12, device="cpu"))
+    explicit = TransformersGenerator(source, GenerationSettings(max_new_tokens=12, device="cpu", batch_size=32))
+    assert auto.batch_size == 32 and auto.generation_info() == explicit.generation_info()
+    many = load_probe_set("rand-en-40")
+    assert [len(b) for b in ResponseJob("m", many, generator=auto, use_cache=False).batches] == [32, 8]
+    with pytest.raises(errors.InvalidInputError, match="positive"):
+        GenerationSettings(batch_size=0)
+
+
+def test_gpu_batch_size_is_sized_from_memory():
+    from hf_dna.pipeline.device import auto_batch_size
+
+    gib = 2**30
+    row = 6 * 2**20  # SmolLM2-135M in bfloat16: 23 KB of KV cache a token, 288 tokens
+    assert auto_batch_size("cuda", gpu_memory=141 * gib, weight_bytes=gib // 4, cache_bytes_per_row=row) == 512
+    # a 7B model in bfloat16 on a 24 GiB card: the weights take more than the share, the floor stays
+    assert auto_batch_size("cuda", gpu_memory=24 * gib, weight_bytes=14 * gib, cache_bytes_per_row=64 * 2**20) == 32
+    middle = auto_batch_size("cuda", gpu_memory=80 * gib, weight_bytes=16 * gib, cache_bytes_per_row=40 * 2**20)
+    assert middle == (20 * gib - 16 * gib) // (40 * 2**20) // 32 * 32 == 96
+    assert auto_batch_size("cpu", gpu_memory=141 * gib, cache_bytes_per_row=row) == 32
+
+
+def test_kv_cache_and_weight_bytes_of_a_config(tiny_models):
+    from transformers import AutoConfig
+
+    from hf_dna.pipeline.backends.transformers import _cache_bytes_per_token, _parameter_bytes
+
+    config = AutoConfig.from_pretrained(tiny_models["parent"])  # 2 layers, 2 KV heads of 16 dims
+    assert _cache_bytes_per_token(config, "float32") == 2 * 2 * 2 * 16 * 4
+    assert _cache_bytes_per_token(config, "bfloat16") == 2 * 2 * 2 * 16 * 2
+    from transformers import AutoModelForCausalLM
+
+    params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_models["parent"]).parameters())
+    assert _parameter_bytes(config, "bfloat16") == 2 * params

@@ -38,7 +38,7 @@ from .options import generation_options, output_file, silence_progress_bars
 @click.option("--no-weights", is_flag=True, help="Do not sketch the model's weights (static evidence is still read).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def extract_cmd(models: tuple[str, ...], probes: str, responses: str | None, dim: int, seed: int, max_new_tokens: int,
-                batch_size: int, dtype: str, device: str, chat_template: str, sampling: bool, paper: bool,
+                batch_size: int | None, dtype: str, device: str, chat_template: str, sampling: bool, paper: bool,
                 load_in: str | None, trust_remote_code: bool, gguf_file: str | None, revision: str | None,
                 token: str | None, encoder: str, cache_dir: str | None, no_cache: bool, output: str,
                 quiet: bool, name: str | None = None, no_weights: bool = False, backend: str = "transformers", base_url: str | None = None,

@@ -42,7 +42,8 @@ def silence_progress_bars() -> None:
 _GENERATION = [
     click.option("--max-new-tokens", type=int, default=256, show_default=True,
                  help="Tokens generated per probe (the encoder reads at most 256 word pieces)."),
-    click.option("--batch-size", type=int, default=32, show_default=True, help="Prompts generated together."),
+    click.option("--batch-size", type=click.IntRange(min=1), help="Prompts generated together (default: 32 on CPU; "
+                 "on a GPU as many as a quarter of its memory holds, up to 512)."),
     click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
                  show_default=True, help="Model weights dtype (auto: float32 on CPU, bfloat16/float16 on GPU). "
                  "On CPUs with AVX512-BF16/AMX, bfloat16 is ~2-3x faster but its responses can differ between CPUs."),

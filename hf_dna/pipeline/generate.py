@@ -35,7 +35,7 @@ class ResponseJob:
         self.source = generator.source if generator is not None else resolve_source(model, revision, token, gguf_file)
         self.generator = generator or TransformersGenerator(self.source, self.settings)  # a loaded one is kept
         self.prompt_ids = self.generator.prompt_ids(probe_set.prompts)
-        self.batches = plan_batches([len(ids) for ids in self.prompt_ids], self.settings.batch_size)
+        self.batches = plan_batches([len(ids) for ids in self.prompt_ids], self.generator.batch_size)
         generation = self.generator.generation_info()
         key = cache_key(self.source.model_id, self.source.fingerprint, probe_set.hash, generation)
         root = (cache_dir if cache_dir is not None else default_cache_dir()) if use_cache else None

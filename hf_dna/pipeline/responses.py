@@ -20,7 +20,7 @@ class GenerationSettings:
     chat_template: str = "auto"  # auto|on|off
     dtype: str = "auto"  # auto|float32|float16|bfloat16
     device: str = "auto"  # auto|cpu|cuda|cuda:N
-    batch_size: int = 32  # measured: 5.6x llm-dna vs 4.0x at 8 on CPU (bench/RESULTS.md)
+    batch_size: int | None = None  # None: 32 on CPU, sized from GPU memory on CUDA (`device.auto_batch_size`)
     load_in: str | None = None  # None|"8bit"|"4bit"
     trust_remote_code: bool = False
 
@@ -29,7 +29,7 @@ class GenerationSettings:
             raise InvalidInputError(f"chat_template must be auto, on or off, not {self.chat_template!r}")
         if self.load_in not in {None, "8bit", "4bit"}:
             raise InvalidInputError(f"load_in must be 8bit or 4bit, not {self.load_in!r}")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
+        if self.max_new_tokens < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise InvalidInputError("max_new_tokens and batch_size must be positive")
         if self.dtype not in {"auto", "float32", "float16", "bfloat16"}:
             raise InvalidInputError(f"dtype must be auto, float32, float16 or bfloat16, not {self.dtype!r}")

@@ -21,8 +21,9 @@ from typing import Any
 #: the top-k that transformers' `generate()` applies by default before top-p (its global default, so what
 #: llm-dna and the LLM DNA paper's sampling used); the loop applies it too, in the same order
 TOP_K = 50
-#: prompt tokens (rows x padded width) run through the model at once in the prefill
-PREFILL_TOKENS = 1024
+#: prompt tokens (rows x padded width) run through the model at once in the prefill, on CPU and on a GPU (where a
+#: forward is bound by kernel launches, so fewer, bigger pieces are faster)
+PREFILL_TOKENS, GPU_PREFILL_TOKENS = 1024, 16384
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def _prefill(forward: Any, input_ids: Any, mask: Any, positions: Any, model: Any
     plain = [number for number, layer in enumerate(layers) if type(layer) is DynamicLayer]
     for number in plain:
         layers[number] = reserved(input_ids.shape[0], capacity)
-    step = max(1, PREFILL_TOKENS // input_ids.shape[1]) if len(plain) == len(layers) else input_ids.shape[0]
+    tokens = PREFILL_TOKENS if input_ids.device.type == "cpu" else GPU_PREFILL_TOKENS
+    step = max(1, tokens // input_ids.shape[1]) if len(plain) == len(layers) else input_ids.shape[0]
     logits = []
     for start in range(0, input_ids.shape[0], step):
         rows = slice(start, start + step)

@@ -28,10 +28,12 @@ from ...errors import (
     RemoteCodeNotAllowedError,
     first_line,
 )
-from ..device import resolve_device, resolve_dtype
+from ..device import auto_batch_size, resolve_device, resolve_dtype
 from ..responses import GenerationSettings
 from . import decode
 
+#: prompt tokens a GPU batch size is planned for (paper600's longest probe is 70 SmolLM2 tokens)
+LONG_PROMPT = 256
 BACKEND = "transformers"
 #: files fetched from the Hub for a model: configs, tokenizer and safetensors weights (never pickles)
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
@@ -209,7 +211,20 @@ class TransformersGenerator:
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         self.use_chat_template = self._chat_template_choice()
+        self.batch_size = settings.batch_size or self._auto_batch_size()
         self._model = None
+
+    def _auto_batch_size(self) -> int:
+        """`auto_batch_size` for this model: on a GPU from its memory, the weights' size and the KV cache of a
+        row (a prompt of `LONG_PROMPT` tokens plus `max_new_tokens`)."""
+        if self.device == "cpu":
+            return auto_batch_size("cpu")
+        import torch
+
+        memory = torch.cuda.get_device_properties(torch.device(self.device)).total_memory
+        row = _cache_bytes_per_token(self.config, self.dtype) * (LONG_PROMPT + self.settings.max_new_tokens)
+        return auto_batch_size(self.device, gpu_memory=memory, weight_bytes=_parameter_bytes(self.config, self.dtype) or 0,
+                               cache_bytes_per_row=row)
 
     def _config_and_tokenizer(self) -> tuple[Any, Any]:
         """The config and tokenizer; for a GGUF file from its saved copy after the first load (`gguf_sidecar`)."""
@@ -243,7 +258,7 @@ class TransformersGenerator:
     def generation_info(self) -> dict[str, Any]:
         """The settings as stored in records and cache keys, with auto values resolved."""
         info = self.settings.to_dict()
-        info.update(backend=BACKEND, dtype=self.dtype, device=self.device.split(":")[0],
+        info.update(backend=BACKEND, batch_size=self.batch_size, dtype=self.dtype, device=self.device.split(":")[0],
                     chat_template_used=self.use_chat_template, decoding=self.decoding)
         return info
 
@@ -472,8 +487,9 @@ def _bitsandbytes_config(load_in: str, device: str) -> Any:
     return BitsAndBytesConfig(load_in_8bit=load_in == "8bit", load_in_4bit=load_in == "4bit")
 
 
-def _device_map(config: Any, device: str, dtype: str) -> Any:
-    """The whole model on `device` when it fits there (90% of free memory), else sharded over all GPUs."""
+def _parameter_bytes(config: Any, dtype: str) -> int | None:
+    """The weights' size in `dtype`, counted on an empty (meta-device) model of `config`; None where it cannot
+    be built."""
     import torch
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
@@ -481,9 +497,36 @@ def _device_map(config: Any, device: str, dtype: str) -> Any:
     try:
         with init_empty_weights():
             empty = AutoModelForCausalLM.from_config(config)
-        need = sum(p.numel() for p in empty.parameters()) * torch.finfo(getattr(torch, dtype)).bits // 8
+        empty.tie_weights()  # tied embeddings count once (left untied on the meta device; tying works outside it)
+    except Exception:
+        return None
+    return sum(p.numel() for p in empty.parameters()) * torch.finfo(getattr(torch, dtype)).bits // 8
+
+
+def _cache_bytes_per_token(config: Any, dtype: str) -> int:
+    """Bytes of KV cache one token takes: keys and values of every layer's KV heads (0 when the config does not
+    say)."""
+    import torch
+
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    layers = getattr(text, "num_hidden_layers", None)
+    heads = getattr(text, "num_attention_heads", None)
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or (text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None)
+    if not (layers and kv_heads and head_dim):
+        return 0
+    return 2 * layers * kv_heads * head_dim * torch.finfo(getattr(torch, dtype)).bits // 8
+
+
+def _device_map(config: Any, device: str, dtype: str) -> Any:
+    """The whole model on `device` when it fits there (90% of free memory), else sharded over all GPUs."""
+    import torch
+
+    need = _parameter_bytes(config, dtype)
+    try:
         free = torch.cuda.mem_get_info(torch.device(device))[0]
-    except Exception:  # unknown size: let accelerate place it
+    except Exception:
+        free = None
+    if need is None or free is None:  # unknown size: let accelerate place it
         return "auto"
     return {"": device} if need < 0.9 * free or torch.cuda.device_count() == 1 else "auto"
-
