@@ -332,3 +332,18 @@ def test_kv_cache_and_weight_bytes_of_a_config(tiny_models):
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_models["parent"]).parameters())
     assert _parameter_bytes(config, "bfloat16") == 2 * params
+
+
+def test_the_encoder_runs_where_the_gpu_is_else_on_cpu(monkeypatch):
+    import torch
+
+    from hf_dna.pipeline import extract
+    from hf_dna.pipeline.device import encoder_device
+
+    where = encoder_device()
+    assert where.startswith("cuda") if torch.cuda.is_available() else where is None
+    asked = {}
+    monkeypatch.setattr(extract, "load_encoder", lambda name, device=None: asked.setdefault("device", device))
+    monkeypatch.setattr(extract, "encoder_device", lambda: "cuda:0")
+    extract._encoder(None)
+    assert asked["device"] == "cuda:0"

@@ -19,7 +19,7 @@ from ..hub import ModelMetadata
 from .backends.api import ApiSettings, api_responses
 from .backends.responses_file import read_responses_file
 from .backends.transformers import local_metadata_or_none
-from .device import torch_threads
+from .device import encoder_device, torch_threads
 from .dna import DEFAULT_DIM, DEFAULT_SEED, PROJECTION, project
 from .embed import DEFAULT_ENCODER, Encoder, load_encoder
 from .generate import generate_in_parts, generate_responses
@@ -38,7 +38,7 @@ def _created_at() -> dict[str, str]:
 def _encoder(encoder: str | Encoder | None) -> Encoder:
     if isinstance(encoder, Encoder):
         return encoder
-    return load_encoder(encoder or DEFAULT_ENCODER)
+    return load_encoder(encoder or DEFAULT_ENCODER, device=encoder_device())
 
 
 def dna_from_texts(model_id: str, texts: list[str], probe_set: ProbeSet, *, dim: int = DEFAULT_DIM,
