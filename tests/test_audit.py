@@ -350,3 +350,12 @@ def test_the_audited_model_under_an_api_routing_variant_is_itself_not_a_relative
     assert codes(verdict) == ["undeclared-base"] and verdict.nearest[0].family == "alpha"  # its real relatives remain
     other = judge("vendor/other-chat", record, Declared(), with_twin)  # another model: the copy is its nearest
     assert other.nearest[0].model_id == "vendor/new-chat:free"
+
+
+def test_a_declared_distillation_is_not_flagged_by_behaviour_towards_another_family(world, store):
+    near_alpha = query(world, "alpha")
+    as_finetune = judge("someone/new-model", near_alpha, Declared(["org/beta-base"], "finetune", "card"), store)
+    assert "undeclared-base" in codes(as_finetune)  # answers like alpha, names beta: flagged
+    as_distill = judge("someone/new-model", near_alpha, Declared(["org/beta-base"], "distill", "card"), store)
+    assert "undeclared-base" not in codes(as_distill)
+    assert any("declares a distillation" in note and "org/alpha-" in note for note in as_distill.notes)

@@ -8,7 +8,10 @@ disagreements into flags, each with its evidence:
   of its family among the best few, when the reference's *relative* decision point is sure enough that the top
   is of the model's family) that the card does not name, that is not a relative of a named base (same family)
   and not a descendant of the audited model (its reference lineage does not name the audited model as parent). When the card names a base
-  that the reference cannot place (absent, family unknown) the relative may be of that family: a note, no flag;
+  that the reference cannot place (absent, family unknown) the relative may be of that family: a note, no flag; so
+  too when the card declares a distillation and only behaviour points elsewhere (a student answers like its
+  teacher and the teacher's other students: on paper600 the honest cards of DeepSeek-R1-Distill-Llama-8B and
+  OpenReasoning-Nemotron-1.5B were flagged towards R1's other students);
 - ``unsupported-base``: a declared base present in the reference whose P(related) is below the *support*
   decision point, no member of its family reaching it either (a declared base absent from the reference gives
   a note, not a flag);
@@ -193,6 +196,12 @@ def _undeclared_base(model: str, declared: Declared, cands: Candidates, lineage:
         notes.append(f"closest relative {rel.model_id} (P(related)={cands.probability[top_i]:.2f}) is not "
                      f"named by the card, but the declared base {', '.join(unplaced)} cannot be placed in the "
                      "reference, so it is not flagged")
+        return []
+    if declared.relation == "distill" and named and not by_weights:  # answers like its teacher's other students
+        rel = cands.records[top_i]
+        notes.append(f"closest relative {rel.model_id} (P(related)={cands.probability[top_i]:.2f}) is outside the "
+                     f"declared base's family, but the card declares a distillation: a distilled model answers like "
+                     "its teacher and the teacher's other students, so behaviour alone does not flag it")
         return []
     top = cands.records[top_i]
     suggested = [top.model_id, *sorted(lineage.parents(top.model_id, top))]
