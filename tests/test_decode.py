@@ -20,7 +20,8 @@ def _left_padded(rows, pad=0):
     return ids, mask
 
 
-@pytest.mark.parametrize("prefill_tokens", [1024, 40])  # 40: the prefill runs two rows at a time
+# 40: the prefill runs two rows at a time, 20: one, each piece skipping the padding columns of all its rows
+@pytest.mark.parametrize("prefill_tokens", [1024, 40, 20])
 @pytest.mark.parametrize("name", ["parent", "gpt2"])
 def test_greedy_equals_generate_when_rows_end_at_different_steps(tiny_models, name, prefill_tokens, monkeypatch):
     import torch

@@ -114,15 +114,20 @@ def _prefill(forward: Any, input_ids: Any, mask: Any, positions: Any, model: Any
     for number in plain:
         layers[number] = reserved(input_ids.shape[0], capacity)
     tokens = PREFILL_TOKENS if input_ids.device.type == "cpu" else GPU_PREFILL_TOKENS
-    step = max(1, tokens // input_ids.shape[1]) if len(plain) == len(layers) else input_ids.shape[0]
+    width = input_ids.shape[1]
+    pieces = len(plain) == len(layers)
+    step = max(1, tokens // width) if pieces else input_ids.shape[0]
     logits = []
     for start in range(0, input_ids.shape[0], step):
         rows = slice(start, start + step)
+        # a piece of shorter prompts skips the columns that are padding in all its rows (left padding): they stay
+        # zero in the cache, masked, and cost no FLOPs
+        skip = width - int(mask[rows].sum(dim=1).max()) if pieces else 0
         for number in plain:
-            layers[number].select(rows, 0)
-        logits.append(forward(input_ids[rows], mask[rows], positions[rows], cache))
+            layers[number].select(rows, skip, fresh=True)
+        logits.append(forward(input_ids[rows, skip:], mask[rows], positions[rows, skip:], cache))
     for number in plain:
-        layers[number].select(slice(None), input_ids.shape[1])
+        layers[number].select(slice(None), width)
     return torch.cat(logits), cache
 
 
@@ -146,11 +151,13 @@ def _reserved_layer_class() -> type:
 
         def __init__(self, rows: int, capacity: int):
             super().__init__()
-            self._shape, self._rows, self._length = (rows, capacity), slice(None), 0
+            self._shape, self._rows, self._length, self._fresh = (rows, capacity), slice(None), 0, False
             self._keys = self._values = None
 
-        def select(self, rows: slice, length: int) -> None:
-            self._rows, self._length = rows, length
+        def select(self, rows: slice, length: int, fresh: bool = False) -> None:
+            """Write the next keys and values at position `length` of `rows`; `fresh`: the positions before it
+            were never written for these rows (a prefill piece that skips padding) and are zeroed first."""
+            self._rows, self._length, self._fresh = rows, length, fresh and length > 0
             if self._keys is not None:
                 self._view()
 
@@ -167,6 +174,10 @@ def _reserved_layer_class() -> type:
                 shape = (rows, key_states.shape[1], capacity, key_states.shape[-1])
                 self._keys, self._values = key_states.new_empty(shape), value_states.new_empty(shape)
             start, new = self._length, key_states.shape[-2]
+            if self._fresh:  # masked padding must still hold numbers: garbage could be NaN, and NaN * 0 is NaN
+                self._keys[self._rows, :, :start] = 0
+                self._values[self._rows, :, :start] = 0
+                self._fresh = False
             if start + new > self._keys.shape[-2]:  # past the reserved room: grow by doubling
                 pad = (0, 0, 0, max(start + new, 2 * self._keys.shape[-2]) - self._keys.shape[-2])
                 self._keys = torch.nn.functional.pad(self._keys, pad)
