@@ -318,6 +318,10 @@ def test_gpu_batch_size_is_sized_from_memory():
     middle = auto_batch_size("cuda", gpu_memory=80 * gib, weight_bytes=16 * gib, cache_bytes_per_row=40 * 2**20)
     assert middle == (20 * gib - 16 * gib) // (40 * 2**20) // 32 * 32 == 96
     assert auto_batch_size("cpu", gpu_memory=141 * gib, cache_bytes_per_row=row) == 32
+    # a card other processes fill: only what is free after the weights counts
+    shared = auto_batch_size("cuda", gpu_memory=80 * gib, weight_bytes=gib, cache_bytes_per_row=40 * 2**20,
+                             free_memory=6 * gib)
+    assert shared == int((0.9 * 6 * gib - gib) // (40 * 2**20)) // 32 * 32 == 96
 
 
 def test_kv_cache_and_weight_bytes_of_a_config(tiny_models):

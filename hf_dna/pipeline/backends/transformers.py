@@ -221,10 +221,10 @@ class TransformersGenerator:
             return auto_batch_size("cpu")
         import torch
 
-        memory = torch.cuda.get_device_properties(torch.device(self.device)).total_memory
+        free, memory = torch.cuda.mem_get_info(torch.device(self.device))
         row = _cache_bytes_per_token(self.config, self.dtype) * (LONG_PROMPT + self.settings.max_new_tokens)
         return auto_batch_size(self.device, gpu_memory=memory, weight_bytes=_parameter_bytes(self.config, self.dtype) or 0,
-                               cache_bytes_per_row=row)
+                               cache_bytes_per_row=row, free_memory=free)
 
     def _config_and_tokenizer(self) -> tuple[Any, Any]:
         """The config and tokenizer; for a GGUF file from its saved copy after the first load (`gguf_sidecar`)."""
