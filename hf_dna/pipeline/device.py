@@ -116,9 +116,9 @@ def auto_batch_size(device: str, *, gpu_memory: int = 0, weight_bytes: int = 0, 
     """The batch size when none is given. CPU: `CPU_BATCH_SIZE`. GPU: as many rows as fit `GPU_CACHE_SHARE` of its
     memory after the weights, and 90% of its `free_memory` after the weights where other processes use the card,
     each row costing `cache_bytes_per_row` (its KV cache for a long prompt plus the answer), in steps of 32, from 32
-    up to `GPU_MAX_BATCH_SIZE`. A GPU step is bound by kernel launches, not by
-    rows (profiled on an H200, SmolLM2-135M shape: 1.0 s of CPU time against 0.11 s of GPU time for a batch of
-    32), so more rows cost little: 600 probes took 28.3 s at 32 rows and 6.1 s at 600 (bench/RESULTS.md)."""
+    up to `GPU_MAX_BATCH_SIZE`. A GPU step is bound by kernel launches, not by rows (profiled on an H200, SmolLM2-135M
+    shape: 1.0 s of CPU time against 0.11 s of GPU time for a batch of 32), so more rows cost little: 600 probes
+    took 22.7 s at 32 rows and 5.7 s at this rule's 512 (bench/RESULTS.md)."""
     if device == "cpu" or cache_bytes_per_row <= 0:
         return CPU_BATCH_SIZE
     room = GPU_CACHE_SHARE * gpu_memory - weight_bytes

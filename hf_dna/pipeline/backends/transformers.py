@@ -512,7 +512,8 @@ def _cache_bytes_per_token(config: Any, dtype: str) -> int:
     layers = getattr(text, "num_hidden_layers", None)
     heads = getattr(text, "num_attention_heads", None)
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    head_dim = getattr(text, "head_dim", None) or (text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None)
+    hidden = getattr(text, "hidden_size", None)
+    head_dim = getattr(text, "head_dim", None) or (hidden // heads if heads and hidden else None)
     if not (layers and kv_heads and head_dim):
         return 0
     return 2 * layers * kv_heads * head_dim * torch.finfo(getattr(torch, dtype)).bits // 8
