@@ -109,21 +109,23 @@ def torch_threads(n: int | None = None) -> Iterator[int]:
 CPU_BATCH_SIZE = 32
 #: the most prompts generated together on a GPU, and the share of its memory their KV cache may take
 GPU_MAX_BATCH_SIZE, GPU_CACHE_SHARE = 512, 0.25
+#: the share of a GPU's free memory that the weights (and, with the batch size, their KV cache) may fill
+GPU_FREE_SHARE = 0.9
 
 
 def auto_batch_size(device: str, *, gpu_memory: int = 0, weight_bytes: int = 0, cache_bytes_per_row: int = 0,
                     free_memory: int | None = None) -> int:
     """The batch size when none is given. CPU: `CPU_BATCH_SIZE`. GPU: as many rows as fit `GPU_CACHE_SHARE` of its
-    memory after the weights, and 90% of its `free_memory` after the weights where other processes use the card,
-    each row costing `cache_bytes_per_row` (its KV cache for a long prompt plus the answer), in steps of 32, from 32
-    up to `GPU_MAX_BATCH_SIZE`. A GPU step is bound by kernel launches, not by rows (profiled on an H200, SmolLM2-135M
+    memory after the weights, and `GPU_FREE_SHARE` of its `free_memory` after the weights where other processes
+    use the card, each row costing `cache_bytes_per_row` (its KV cache for a long prompt plus the answer), in steps
+    of 32, from 32 up to `GPU_MAX_BATCH_SIZE`. A GPU step is bound by kernel launches, not by rows (profiled on an H200, SmolLM2-135M
     shape: 1.0 s of CPU time against 0.11 s of GPU time for a batch of 32), so more rows cost little: 600 probes
     took 22.7 s at 32 rows and 5.7 s at this rule's 512 (bench/RESULTS.md)."""
     if device == "cpu" or cache_bytes_per_row <= 0:
         return CPU_BATCH_SIZE
     room = GPU_CACHE_SHARE * gpu_memory - weight_bytes
     if free_memory is not None:
-        room = min(room, 0.9 * free_memory - weight_bytes)
+        room = min(room, GPU_FREE_SHARE * free_memory - weight_bytes)
     rows = int(room // cache_bytes_per_row) // 32 * 32
     return max(32, min(GPU_MAX_BATCH_SIZE, rows))
 
@@ -147,9 +149,8 @@ def encoder_device() -> str | None:
     """Where the sentence encoder runs: this process's GPU when it has one, else the CPU (None). Measured on an
     H200 (bench/RESULTS.md): 600 answers in 0.18 s on the GPU against 3.0 s on its 16 CPU cores, with float32
     embeddings equal to the CPU's (smallest cosine 1.000000). ``CUDA_VISIBLE_DEVICES=`` keeps it on the CPU."""
-    import torch
-
-    return resolve_device("auto") if torch.cuda.is_available() else None
+    device = resolve_device("auto")
+    return None if device == "cpu" else device
 
 
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) under which it still runs bfloat16 matmuls natively

@@ -28,7 +28,7 @@ from ...errors import (
     RemoteCodeNotAllowedError,
     first_line,
 )
-from ..device import auto_batch_size, resolve_device, resolve_dtype
+from ..device import GPU_FREE_SHARE, auto_batch_size, resolve_device, resolve_dtype
 from ..responses import GenerationSettings
 from . import decode
 
@@ -223,8 +223,14 @@ class TransformersGenerator:
 
         free, memory = torch.cuda.mem_get_info(torch.device(self.device))
         row = _cache_bytes_per_token(self.config, self.dtype) * (LONG_PROMPT + self.settings.max_new_tokens)
-        return auto_batch_size(self.device, gpu_memory=memory, weight_bytes=_parameter_bytes(self.config, self.dtype) or 0,
+        return auto_batch_size(self.device, gpu_memory=memory, weight_bytes=self.weight_bytes or 0,
                                cache_bytes_per_row=row, free_memory=free)
+
+    @functools.cached_property
+    def weight_bytes(self) -> int | None:
+        """The weights' size in the dtype used (`_parameter_bytes`), counted once for the batch size and the
+        device map."""
+        return _parameter_bytes(self.config, self.dtype)
 
     def _config_and_tokenizer(self) -> tuple[Any, Any]:
         """The config and tokenizer; for a GGUF file from its saved copy after the first load (`gguf_sidecar`)."""
@@ -345,7 +351,7 @@ class TransformersGenerator:
         if self.settings.load_in:
             kwargs["quantization_config"] = _bitsandbytes_config(self.settings.load_in, self.device)
         if self.device != "cpu":
-            kwargs["device_map"] = _device_map(self.config, self.device, self.dtype)
+            kwargs["device_map"] = _device_map(self.weight_bytes, self.device)
         try:
             with gguf_loading() if self.source.gguf_file else contextlib.nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(self.source.path, **kwargs)
@@ -519,15 +525,15 @@ def _cache_bytes_per_token(config: Any, dtype: str) -> int:
     return 2 * layers * kv_heads * head_dim * torch.finfo(getattr(torch, dtype)).bits // 8
 
 
-def _device_map(config: Any, device: str, dtype: str) -> Any:
-    """The whole model on `device` when it fits there (90% of free memory), else sharded over all GPUs."""
+def _device_map(need: int | None, device: str) -> Any:
+    """The whole model (`need` bytes) on `device` when it fits there (`GPU_FREE_SHARE` of its free memory), else
+    sharded over all GPUs."""
     import torch
 
-    need = _parameter_bytes(config, dtype)
     try:
         free = torch.cuda.mem_get_info(torch.device(device))[0]
     except Exception:
         free = None
     if need is None or free is None:  # unknown size: let accelerate place it
         return "auto"
-    return {"": device} if need < 0.9 * free or torch.cuda.device_count() == 1 else "auto"
+    return {"": device} if need < GPU_FREE_SHARE * free or torch.cuda.device_count() == 1 else "auto"
