@@ -44,7 +44,8 @@ class Dataset:
         from hf_dna.evidence.sketches import record_evidence
 
         rows = [evidence_vectors(record_evidence(t, e, seed)) for t, e in zip(self.texts, self.emb)]
-        out = {k: np.stack([r[k] for r in rows]).astype(np.float64) for k in rows[0]}
+        out = {k: [r[k] for r in rows] if k == "phrases" else np.stack([r[k] for r in rows]).astype(np.float64)
+               for k in rows[0]}
         out["dna"] = project(self.emb, 128, seed).astype(np.float64)
         return out
 

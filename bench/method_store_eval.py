@@ -38,7 +38,7 @@ import pandas as pd
 
 from hf_dna.evidence.lineage import GOOD_CONFIDENCE
 from hf_dna.evidence.metrics import pair_metrics
-from hf_dna.evidence.relation import (DEFAULT_KINDS, cosine_block, cv_score_matrix, family_folds, pairwise_similarity,
+from hf_dna.evidence.relation import (DEFAULT_KINDS, SET_KINDS, cosine_block, cv_score_matrix, family_folds, pairwise_similarity,
                                       record_vectors)
 from hf_dna.reference.store import ReferenceStore
 
@@ -188,7 +188,7 @@ def main() -> None:
     fam, par = load_labels(store_dir, ids)
     rows = [record_vectors(r) for r in records]
     kinds = [k for k in rows[0] if all(k in r for r in rows)]
-    vectors = {k: np.stack([r[k] for r in rows]) for k in kinds}
+    vectors = {k: [r[k] for r in rows] if k in SET_KINDS else np.stack([r[k] for r in rows]) for k in kinds}
     anchor = paper_dnas(ids)
     scored = fam != ""
     covered = scored & ~np.isnan(anchor).any(axis=1) if anchor is not None else scored
@@ -222,14 +222,21 @@ def main() -> None:
         report("anchor: paper's own DNA, centred", centred_cosine(anchor))
     elif not PAPER_DNAS.exists():
         print(f"# anchor rows skipped: {PAPER_DNAS} not found")
-    centred = {k: vectors[k] - vectors[k].mean(axis=0) for k in kinds}
+    centred = {k: vectors[k] if k in SET_KINDS else vectors[k] - vectors[k].mean(axis=0) for k in kinds}
     sims = {k: pairwise_similarity(k, centred[k], vectors[k]) for k in kinds}
     for k in kinds:
-        report(f"hf-dna {k} alone (centred; per-probe votes for probe sketches)", sims[k])
+        how = ("rarity-weighted cosine of shared word 4-grams" if k in SET_KINDS else
+               "per-probe votes" if k in ("probe64", "lexprobe64") else "centred cosine")
+        report(f"hf-dna {k} alone ({how})", sims[k])
     behaviour = [sims[k] for k in BEHAVIOUR_KINDS if k in sims]
     report("z-score fusion of " + "+".join(BEHAVIOUR_KINDS), z_fused(behaviour))
     report("rank fusion of " + "+".join(BEHAVIOUR_KINDS), rank_fused(behaviour))
     used = tuple(k for k in DEFAULT_KINDS if k in kinds)
+    before = tuple(k for k in used if k not in SET_KINDS)
+    if before != used:  # the default before the phrases evidence, as the peer row of the same run
+        cv_before = cv_score_matrix(vectors, fam, before, args.folds)
+        report(f"relation model without phrases ({'+'.join(before)}; CV by family; the default until 2026-12-04)",
+               np.where(np.isnan(cv_before), cv_before.T, cv_before))
     cv = cv_score_matrix(vectors, fam, used, args.folds)
     report(f"relation model ({'+'.join(used)}; CV by family, the default)", np.where(np.isnan(cv), cv.T, cv))
     labelled = np.flatnonzero(fam != "")

@@ -41,7 +41,7 @@ def test_fit_serialise_and_score_held_out_families(paper100_store, split):
     assert scores[labels].mean() > scores[~labels].mean()
     assert auc(scores, labels) > 0.6
     full = ",".join(clone.choose_head(records[0], records[1:])[0])
-    assert set(clone.cv) == {full, "dna"} and full == "dna,lex,emb1024,probe64,lexprobe64"
+    assert set(clone.cv) == {full, "dna"} and full == "dna,lex,emb1024,probe64,lexprobe64,phrases"
     assert 0.5 < clone.cv[full]["auc_by_fold"] <= 1.0 and 0 <= clone.cv[full]["top1"] <= 1
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_dna.evidence.relation import vote_matrix
-from hf_dna.evidence.sketches import LEX_DIM, PROBE_DIM, WIDE_DIM, lexical_probe_sketch, lexical_sketch, ngram_hashes, pack_probe_sketch, probe_sketch, record_evidence, unpack_probe_sketch
+from hf_dna.evidence.relation import phrase_similarity, record_vectors, vote_matrix
+from hf_dna.evidence.sketches import (LEX_DIM, PHRASE_MAX_TOKENS, PROBE_DIM, WIDE_DIM, lexical_probe_sketch, lexical_sketch,
+                                     ngram_hashes, pack_phrases, pack_probe_sketch, phrase_hashes, probe_sketch,
+                                     record_evidence, unpack_phrases, unpack_probe_sketch)
 
 TEXTS = ["The capital of France is Paris.", "Answer: B. Because water boils at 100 C.", "", "日本語の文です。"]
 
@@ -14,7 +16,8 @@ def test_record_evidence_is_deterministic_and_compact():
     emb = np.random.default_rng(0).normal(size=(len(TEXTS), 384)).astype(np.float32)
     first = record_evidence(TEXTS, emb, seed=42)
     assert first == record_evidence(list(TEXTS), emb.copy(), seed=42)
-    assert set(first) == {"lex", f"emb{WIDE_DIM}", f"probe{PROBE_DIM}", f"lexprobe{PROBE_DIM}"} and len(first["lex"]) == LEX_DIM
+    assert set(first) == {"lex", f"emb{WIDE_DIM}", f"probe{PROBE_DIM}", f"lexprobe{PROBE_DIM}", "phrases"}
+    assert len(first["lex"]) == LEX_DIM
     assert first[f"probe{PROBE_DIM}"]["shape"] == [len(TEXTS), PROBE_DIM]
     assert first != record_evidence(TEXTS, emb, seed=7)
     assert len(str(first)) < 20_000
@@ -90,3 +93,46 @@ def test_committed_store_known_relatives_are_closer(paper100_store):
     unrelated = [p for p, r in zip(prob, others) if (paper100_store.lineage(r.model_id) or {}).get("family") in ("llama-2", "pythia")]
     assert len(unrelated) >= 20
     assert np.mean(np.asarray(unrelated) < relative) > 0.8
+
+
+def test_phrase_hashes_are_keyed_by_probe_and_round_trip():
+    text = "the quick brown fox jumps over the lazy dog and runs far away from the farm"
+    one = phrase_hashes([text])
+    assert one.dtype == np.uint32 and np.all(np.diff(one.astype(np.int64)) > 0)
+    assert 0 < one.size < len(text.split())  # a fixed part of the hash space is kept
+    assert np.array_equal(one, phrase_hashes([text.upper()]))  # lower-cased
+    assert np.intersect1d(one, phrase_hashes(["", text])).size == 0  # the same words under another probe
+    assert phrase_hashes(["too short", ""]).size == 0
+    long = " ".join(f"w{i}" for i in range(3 * PHRASE_MAX_TOKENS))
+    assert np.array_equal(phrase_hashes([long]), phrase_hashes([" ".join(long.split()[:PHRASE_MAX_TOKENS])]))
+    cjk = phrase_hashes(["日本語の文です。今日は良い天気ですね。"])
+    assert cjk.size > 0  # CJK characters count as words
+    assert np.array_equal(unpack_phrases(pack_phrases(one)), one)
+    assert unpack_phrases(pack_phrases(np.zeros(0, np.uint32))).size == 0
+    assert unpack_phrases({"format": "phrase-hashes-v1", "count": 3, "gaps": "AAAA"}) is None
+    assert unpack_phrases({"shape": [1, 2]}) is None and unpack_phrases([1]) is None
+    assert "phrases" in record_vectors_of(record_evidence([text], np.ones((1, 384), np.float32), 42))
+
+
+def record_vectors_of(evidence):
+    from hf_dna.pipeline.record import DNARecord
+
+    return record_vectors(DNARecord(model_id="m", dna=[1.0] * 128, probe_set="p", probe_hash="h", n_probes=1,
+                                    encoder="e", projection_seed=42, projection="gaussian", evidence=evidence))
+
+
+def test_phrase_similarity_weighs_rare_shared_phrases():
+    """Model 1 repeats model 0's rare sentences; every model says the same common boilerplate."""
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(5000)]
+
+    def sentence():
+        return " ".join(rng.choice(words, 40))
+
+    common = ["as an ai language model i cannot say " * 3 for _ in range(20)]
+    texts = [[c + sentence() for c in common] for _ in range(30)]
+    texts[1] = [c + t[len(c):][:150] + " " + sentence() for c, t in zip(common, texts[0])]
+    sims = phrase_similarity([phrase_hashes(t) for t in texts])
+    assert np.isnan(sims[0, 0]) and np.isclose(sims[0, 1], sims[1, 0])
+    assert np.nanargmax(sims[0]) == 1 and sims[0, 1] > 0.2
+    assert np.nanmax(sims[2:, 2:]) < 0.05  # the shared boilerplate is too common to count

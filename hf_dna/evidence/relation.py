@@ -18,6 +18,10 @@ a vote for each other when the other is among their nearest `VOTE_SHARE` of the 
 on many probes rather than the average similarity, which style (base vs chat, length) dominates; it is the
 single best evidence measured (bench/RESULTS.md).
 
+``phrases`` (a set of hashed word 4-grams per probe) is compared by an IDF-weighted cosine: only phrases that 2 to
+`PHRASE_SHARE` of the models compared share count, each weighted by log(n / models sharing it), so a rare exact
+phrase two models both produce weighs most (family AUC 0.70 -> 0.74 on paper600 alone; bench/RESULTS.md).
+
 A logistic regression on these features (L2, fitted on all labelled pairs: same `family` = related) turns
 them into P(related). Its quality is measured by grouped cross-validation with whole families held out of
 fitting, and stored with the model; no threshold is set by hand.
@@ -33,17 +37,21 @@ from ..errors import ReferenceStoreError
 from ..pipeline.record import DNARecord
 from .lineage import labelled_family, read_lineage
 from .metrics import auc, pair_metrics
-from .sketches import unpack_probe_sketch
+from .sketches import unpack_phrases, unpack_probe_sketch
 
 FORMAT = "hf-dna-relation-model-v1"
-EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024", "probe64", "lexprobe64")
+EVIDENCE_ORDER = ("dna", "dna_white", "lex", "emb1024", "probe64", "lexprobe64", "phrases")
 #: what a fitted model uses by default: whitening (``dna_white``) is measured in bench/method_eval.py but left
 #: out, since on held-out families it adds false confident matches (bench/RESULTS.md)
-DEFAULT_KINDS = ("dna", "lex", "emb1024", "probe64", "lexprobe64")
+DEFAULT_KINDS = ("dna", "lex", "emb1024", "probe64", "lexprobe64", "phrases")
 #: kinds held per probe and compared by per-probe votes (see module doc)
 VOTE_KINDS = ("probe64", "lexprobe64")
 #: a probe's vote goes to the nearest this share of the reference (10 of 252 records in the paper600 store)
 VOTE_SHARE = 0.04
+#: kinds held as a set of hashes per record (not a vector) and compared by `phrase_similarity`
+SET_KINDS = ("phrases",)
+#: a phrase shared by more than this share of the models compared is common wording, not evidence (20 of 254)
+PHRASE_SHARE = 0.08
 FALLBACK_KINDS = ("dna",)
 FEATURE_PARTS = ("cos", "z", "zr", "rq", "rr")
 #: most reference columns used for record-side statistics (ranks are rescaled beyond it)
@@ -68,6 +76,8 @@ def evidence_vectors(evidence: dict[str, Any]) -> dict[str, np.ndarray]:
             vectors[name] = np.asarray(values, dtype=np.float64)
         elif isinstance(values, dict) and (sketch := unpack_probe_sketch(values)) is not None:
             vectors[name] = sketch
+        elif isinstance(values, dict) and (hashes := unpack_phrases(values)) is not None:
+            vectors[name] = hashes
     return vectors
 
 
@@ -147,9 +157,35 @@ def vote_matrix(vectors: np.ndarray, answered: np.ndarray | None = None) -> np.n
     return out
 
 
-def pairwise_similarity(kind: str, vectors: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def phrase_similarity(sets: list[np.ndarray]) -> np.ndarray:
+    """All-pairs IDF-weighted cosine of phrase-hash `sets` (NaN diagonal) over the phrases that at most
+    `PHRASE_SHARE` of the sets hold, each weighted by log(n / sets holding it)."""
+    from scipy import sparse
+
+    n = len(sets)
+    hashes = np.concatenate([np.asarray(s, dtype=np.uint32) for s in sets]) if n else np.zeros(0, np.uint32)
+    rows = np.repeat(np.arange(n), [len(s) for s in sets])
+    _, column, held = np.unique(hashes, return_inverse=True, return_counts=True)
+    rare = held[column] <= max(2, int(PHRASE_SHARE * n))
+    counted = rare & (held[column] >= 2)
+    weight = np.log(n / held[column[counted]])
+    x = sparse.csr_matrix((weight, (rows[counted], column[counted])), shape=(n, len(held)))
+    out = (x @ x.T).toarray()
+    # the norm counts a set's own rare phrases too: one accidental match between two sets that share nothing
+    # else is not a cosine of 1
+    norms = np.sqrt(np.bincount(rows[rare], weights=np.log(n / held[column[rare]]) ** 2, minlength=n))
+    norms[norms == 0] = 1.0
+    out /= norms[:, None] * norms[None, :]
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def pairwise_similarity(kind: str, vectors: Any, raw: Any) -> np.ndarray:
     """All-pairs similarity of one evidence kind's (centred) `vectors` (NaN diagonal): per-probe votes for
-    `VOTE_KINDS` (which probes each model answered is read from the `raw` sketches), else cosine."""
+    `VOTE_KINDS` (which probes each model answered is read from the `raw` sketches), `phrase_similarity` for
+    `SET_KINDS`, else cosine."""
+    if kind in SET_KINDS:
+        return phrase_similarity(list(vectors))
     if kind in VOTE_KINDS:
         return vote_matrix(vectors, answered_probes(raw))
     out = cosine_block(vectors, vectors)
@@ -244,14 +280,16 @@ class _Space:
     means: dict[str, np.ndarray]
     white: np.ndarray | None
 
-    def transform(self, kind: str, vectors: np.ndarray) -> np.ndarray:
+    def transform(self, kind: str, vectors: Any) -> Any:
+        if kind in SET_KINDS:  # sets of hashes: nothing to centre
+            return vectors
         base = "dna" if kind == "dna_white" else kind
         centred = vectors - self.means[base]
         return centred @ self.white if kind == "dna_white" else centred
 
 
 def _fit_space(vectors: dict[str, np.ndarray], families: np.ndarray, train: np.ndarray) -> _Space:
-    means = {k: v.mean(axis=0) for k, v in vectors.items()}
+    means = {k: v.mean(axis=0) for k, v in vectors.items() if k not in SET_KINDS}
     rows = train & (families != "")
     white = whitener(vectors["dna"][rows] - means["dna"], families[rows]) if rows.sum() > 2 else None
     return _Space(means, white)
@@ -283,10 +321,11 @@ def _train_pairs(feats: np.ndarray, families: np.ndarray, rows: np.ndarray) -> t
     return np.concatenate(xs), np.concatenate(ys).astype(float)
 
 
-def _stack(records: list[DNARecord], kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _stack(records: list[DNARecord], kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Each kind's vectors stacked in record order (a list for `SET_KINDS`, whose sets differ in size)."""
     bases = {"dna" if k == "dna_white" else k for k in kinds}
     vecs = [record_vectors(r) for r in records]
-    return {b: np.stack([v[b] for v in vecs]) for b in bases}
+    return {b: [v[b] for v in vecs] if b in SET_KINDS else np.stack([v[b] for v in vecs]) for b in bases}
 
 
 def available_kinds(records: list[DNARecord], wanted: tuple[str, ...] = EVIDENCE_ORDER) -> tuple[str, ...]:
@@ -381,11 +420,15 @@ class RelationModel:
             t = space.transform(kind, vectors["dna" if kind == "dna_white" else kind])
             if kind in VOTE_KINDS:
                 sims[kind], block = _query_votes(t, answered_probes(vectors[kind]), sample)
+            elif kind in SET_KINDS:  # rarity is counted among the query and the records together
+                full = phrase_similarity(t)
+                sims[kind], block = full[:1, 1:], full[1:, 1:][:, sample]
             else:
                 sims[kind] = cosine_block(t[:1], t[1:])
                 block = cosine_block(t[1:], t[1:][sample])
             block[sample, np.arange(len(sample))] = np.nan
-            stats[kind] = RefStats.from_block(block, n)
+            # the query is one of each record's neighbours, as every model is in the pairs the heads are fitted on
+            stats[kind] = RefStats.from_block(np.concatenate([block, sims[kind].T], axis=1), n + 1)
         x = pair_features(sims, stats, kinds)[0]
         contrib = (x - np.asarray(head["mean"])) / np.asarray(head["scale"]) * np.asarray(head["coef"])
         prob = _sigmoid(contrib.sum(axis=1) + head["intercept"])
@@ -463,6 +506,7 @@ EVIDENCE_DOC = {
     "emb1024": "response embeddings projected to 1024 dims (a wider DNA)",
     "probe64": "per-probe response embeddings (64 dims each), compared by per-probe nearest-neighbour votes",
     "lexprobe64": "per-probe character n-gram sketches (64 dims each), compared by per-probe votes",
+    "phrases": "hashed word 4-grams of each response, compared by the rarity-weighted share of phrases in common",
 }
 
 

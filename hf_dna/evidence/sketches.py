@@ -14,6 +14,10 @@ cosine similarity of the two models' responses. Because the maps are linear, cen
   scale per probe (`pack_probe_sketch`). Not a single vector: `hf_dna.evidence.relation` compares two models probe by
   probe (a vote of nearest neighbours per probe), which a concatenation cannot do.
 - ``lexprobe<k>``: the lexical tf vectors kept per probe in the same way (count-sketched to `k` dims each).
+- ``phrases``: not a vector but a set: 32-bit hashes of the word `PHRASE_WORDS`-grams of each response (its first
+  `PHRASE_MAX_TOKENS` words; CJK characters count as words), keyed by the probe, of which a fixed half of the
+  hash space is kept (`PHRASE_KEEP_BITS`). Relatives share rare exact phrases that unrelated models do not;
+  `hf_dna.evidence.relation` weighs each shared phrase by how rare it is in the reference.
 
 Values are scaled to unit mean square (the evidence is only ever compared by cosine after centring, which
 scale does not change) and rounded to 1 decimal to keep records small (~6 bytes of JSON per value).
@@ -21,6 +25,9 @@ scale does not change) and rounded to 1 decimal to keep records small (~6 bytes 
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
+import zlib
 
 import numpy as np
 
@@ -34,12 +41,19 @@ LEX_NGRAMS = (3, 4, 5)
 LEX_BUCKETS = 1 << 20
 WIDE_DIM = 1024
 PROBE_DIM = 64
+#: words per phrase, words of each response read, and how much of the hash space is kept (1: half): measured on
+#: the paper600 and chat references (bench/RESULTS.md, "Shared rare phrases")
+PHRASE_WORDS, PHRASE_MAX_TOKENS, PHRASE_KEEP_BITS = 4, 256, 1
+PHRASES_FORMAT = "phrase-hashes-v1"
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_WORDS = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+|[^\\w\\s]")
 #: evidence vector names and what they hold (for reports and `RelationModel.explain`)
 EVIDENCE_KINDS = {
     "lex": f"hashed char {LEX_NGRAMS[0]}-{LEX_NGRAMS[-1]}-gram tf per probe, count-sketched to {LEX_DIM}",
     f"emb{WIDE_DIM}": f"response embeddings, JL-projected to {WIDE_DIM} dims",
     f"probe{PROBE_DIM}": f"response embeddings per probe, each JL-projected to {PROBE_DIM} dims (int8)",
     f"lexprobe{PROBE_DIM}": f"hashed char n-gram tf per probe, each count-sketched to {PROBE_DIM} dims (int8)",
+    "phrases": f"hashes of the word {PHRASE_WORDS}-grams of each response, keyed by probe (a fixed half kept)",
 }
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -137,6 +151,51 @@ def unpack_probe_sketch(value: object) -> np.ndarray | None:
     return q.reshape(rows, cols).astype(np.float32) * scale[:, None]
 
 
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def phrase_hashes(texts: list[str], words: int = PHRASE_WORDS) -> np.ndarray:
+    """Sorted unique uint32 hashes of the word `words`-grams of each response (lower-cased, its first
+    `PHRASE_MAX_TOKENS` words), keyed by the probe's position; only hashes in the kept share of the space."""
+    cache: dict[str, int] = {}
+    out = []
+    with np.errstate(over="ignore"):
+        for probe, text in enumerate(texts):
+            tokens = _WORDS.findall((text or "").lower())[:PHRASE_MAX_TOKENS]
+            if len(tokens) < words:
+                continue
+            codes = np.array([cache.setdefault(t, _word_hash(t)) for t in tokens], dtype=np.uint64)
+            h = np.full(len(codes) - words + 1, _mix(np.uint64(probe) + np.uint64(0x9E3779B97F4A7C15)), dtype=np.uint64)
+            for k in range(words):
+                h = _mix(h ^ codes[k : len(codes) - words + 1 + k])
+            out.append(h[(h >> np.uint64(64 - PHRASE_KEEP_BITS)) == 0])
+    if not out:
+        return np.zeros(0, dtype=np.uint32)
+    return np.unique((np.concatenate(out) & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+
+
+def pack_phrases(hashes: np.ndarray) -> dict[str, object]:
+    """JSON-able form of `phrase_hashes`: the sorted hashes' gaps, zlib-compressed, base64 (~3 bytes a hash)."""
+    h = np.asarray(hashes, dtype=np.uint32)
+    gaps = np.diff(h, prepend=np.uint32(0)).astype("<u4")
+    return {"format": PHRASES_FORMAT, "count": int(h.size),
+            "gaps": base64.b64encode(zlib.compress(gaps.tobytes(), 9)).decode("ascii")}
+
+
+def unpack_phrases(value: object) -> np.ndarray | None:
+    """The uint32 hashes of `pack_phrases`'s output; None when `value` is not one."""
+    try:
+        if value.get("format") != PHRASES_FORMAT:  # type: ignore[union-attr]
+            return None
+        gaps = np.frombuffer(zlib.decompress(base64.b64decode(value["gaps"], validate=True)), dtype="<u4")  # type: ignore[index]
+        if gaps.size != int(value["count"]):  # type: ignore[index]
+            return None
+    except (AttributeError, TypeError, KeyError, ValueError, zlib.error):
+        return None
+    return np.cumsum(gaps, dtype=np.uint64).astype(np.uint32)
+
+
 def _compact(vector: np.ndarray) -> list[float]:
     """Scaled to unit mean square (cosines do not change) and rounded to 1 decimal: short JSON; the rounding
     moves a cosine between two such vectors by ~0.001."""
@@ -154,4 +213,5 @@ def record_evidence(texts: list[str], embeddings: np.ndarray, seed: int) -> dict
         f"probe{PROBE_DIM}": pack_probe_sketch(
             probe_sketch(embeddings, seed, answered=[bool((t or "").strip()) for t in texts])),
         f"lexprobe{PROBE_DIM}": pack_probe_sketch(lexical_probe_sketch(texts, seed)),
+        "phrases": pack_phrases(phrase_hashes(texts)),
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..evidence.relation import RelationModel, pairwise_similarity, record_vectors
+from ..evidence.relation import SET_KINDS, RelationModel, pairwise_similarity, record_vectors
 from ..pipeline.dna import cosine_distance_matrix
 from ..pipeline.record import DNARecord, check_compatible
 
@@ -237,9 +237,13 @@ def evidence_distances(records: list[DNARecord], center: bool = True) -> np.ndar
     kinds = sorted(set.intersection(*(set(v) for v in vectors)))
     total = np.zeros((len(records), len(records)))
     for kind in kinds:
-        raw = np.stack([v[kind] for v in vectors]).astype(np.float64)
-        stack = raw - raw.mean(axis=0) if center and len(records) >= MIN_SELF_CENTRE else raw
-        total += np.clip(1.0 - np.nan_to_num(pairwise_similarity(kind, stack, raw), nan=1.0), 0.0, 2.0)
+        if kind in SET_KINDS:  # hash sets: nothing to centre
+            sims = pairwise_similarity(kind, [v[kind] for v in vectors], None)
+        else:
+            raw = np.stack([v[kind] for v in vectors]).astype(np.float64)
+            stack = raw - raw.mean(axis=0) if center and len(records) >= MIN_SELF_CENTRE else raw
+            sims = pairwise_similarity(kind, stack, raw)
+        total += np.clip(1.0 - np.nan_to_num(sims, nan=1.0), 0.0, 2.0)
     return total / len(kinds)
 
 
