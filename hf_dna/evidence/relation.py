@@ -323,8 +323,11 @@ def _train_pairs(feats: np.ndarray, families: np.ndarray, rows: np.ndarray) -> t
 
 def _stack(records: list[DNARecord], kinds: tuple[str, ...]) -> dict[str, Any]:
     """Each kind's vectors stacked in record order (a list for `SET_KINDS`, whose sets differ in size)."""
+    return _stack_vectors([record_vectors(r) for r in records], kinds)
+
+
+def _stack_vectors(vecs: list[dict[str, Any]], kinds: tuple[str, ...]) -> dict[str, Any]:
     bases = {"dna" if k == "dna_white" else k for k in kinds}
-    vecs = [record_vectors(r) for r in records]
     return {b: [v[b] for v in vecs] if b in SET_KINDS else np.stack([v[b] for v in vecs]) for b in bases}
 
 
@@ -398,7 +401,9 @@ class RelationModel:
 
     def choose_head(self, query: DNARecord, records: list[DNARecord]) -> tuple[tuple[str, ...], bool]:
         """The richest fitted evidence set that the query and all records carry; fallback flag."""
-        have = set(available_kinds([query, *records]))
+        return self._head_for(set(available_kinds([query, *records])))
+
+    def _head_for(self, have: set[str]) -> tuple[tuple[str, ...], bool]:
         fitted = sorted((tuple(k.split(",")) for k in self.heads), key=len, reverse=True)
         for kinds in fitted:
             if set(kinds) <= have:
@@ -409,9 +414,10 @@ class RelationModel:
         """P(related) of `query` to each of `records`, with per-feature contributions."""
         if not records:
             return Scores(np.zeros(0), ("dna",), False, np.zeros((0, 0)), [])
-        kinds, fallback = self.choose_head(query, records)
+        unpacked = [record_vectors(r) for r in [query, *records]]  # once: the phrase sets take a while to unpack
+        kinds, fallback = self._head_for({"dna", "dna_white"} | set.intersection(*(set(v) for v in unpacked)))
         head = self.heads[",".join(kinds)]
-        vectors = _stack([query, *records], kinds)
+        vectors = _stack_vectors(unpacked, kinds)
         space = self._space()
         sims, stats = {}, {}
         n = len(records)
