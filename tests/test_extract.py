@@ -47,7 +47,7 @@ def test_record_fields(tiny_models, tmp_path):
     assert record.encoder == "sentence-transformers/all-MiniLM-L6-v2" and record.encoder_revision
     assert record.generation["max_new_tokens"] == 16 and record.generation["backend"] == "transformers"
     # the audit's relation model reads these; extraction attaches them exactly as reference builds do
-    assert set(record.evidence) == {"lex", "emb1024", "probe64", "lexprobe64", "static", "weights"}
+    assert set(record.evidence) == {"lex", "emb1024", "probe64", "lexprobe64", "phrases", "static", "weights"}
     assert record.evidence["weights"]["tensors"]  # sketched from the model's safetensors
     assert len(record.evidence["emb1024"]) == 1024
     # static evidence from the model's files: all tiny models share one tokenizer, not one architecture
