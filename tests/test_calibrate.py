@@ -41,7 +41,8 @@ def test_fit_serialise_and_score_held_out_families(paper100_store, split):
     assert scores[labels].mean() > scores[~labels].mean()
     assert auc(scores, labels) > 0.6
     full = ",".join(clone.choose_head(records[0], records[1:])[0])
-    assert set(clone.cv) == {full, "dna"} and full == "dna,lex,emb1024,probe64,lexprobe64,phrases"
+    assert full == "dna,lex,emb1024,probe64,lexprobe64,phrases"
+    assert set(clone.cv) == {full, "dna,lex,emb1024,probe64,lexprobe64", "dna"}
     assert 0.5 < clone.cv[full]["auc_by_fold"] <= 1.0 and 0 <= clone.cv[full]["top1"] <= 1
 
 
@@ -54,6 +55,18 @@ def test_query_without_evidence_falls_back_to_dna(paper100_store, split):
     assert set(model.explain(scores, 0)) == {"dna"}
     rich = model.score(test[0][0], [r for r, _ in test[1:]])
     assert not rich.fallback and "lex" in rich.kinds
+
+
+def test_query_without_phrases_keeps_the_other_evidence(paper100_store, split):
+    """A record made before the phrase sets existed is scored by the head without them, not by the DNA alone."""
+    train, test = split
+    model = RelationModel.fit(train, paper100_store.lineage_table, folds=3, measure=False)
+    old = test[0][0]
+    query = DNARecord.from_dict({**old.to_dict(), "evidence": {k: v for k, v in old.evidence.items() if k != "phrases"}})
+    scores = model.score(query, [r for r, _ in test[1:]])
+    assert scores.fallback and scores.kinds == ("dna", "lex", "emb1024", "probe64", "lexprobe64")
+    assert "phrase" in scores.note and "DNA-only" not in scores.note
+    assert "phrases" in model.score(old, [r for r, _ in test[1:]]).kinds
 
 
 def test_fit_needs_labelled_families(paper100_store):

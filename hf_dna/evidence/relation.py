@@ -350,7 +350,11 @@ class Scores:
     @property
     def note(self) -> str:
         used = ", ".join(self.kinds)
-        return f"evidence: {used}" + (" (query lacks the extra evidence vectors; DNA-only model used)" if self.fallback else "")
+        if not self.fallback:
+            return f"evidence: {used}"
+        if self.kinds == ("dna",):
+            return f"evidence: {used} (query lacks the extra evidence vectors; DNA-only model used)"
+        return f"evidence: {used} (query or reference lacks some evidence, e.g. records made before phrase sets)"
 
 
 @dataclass
@@ -370,7 +374,8 @@ class RelationModel:
         """Fit on the labelled pairs of `records` (family from `lineage`); CV metrics by held-out families
         (`measure=False` skips them: `folds` more fits, for callers that refit many times).
 
-        One head on the richest of `kinds` that all records carry, one DNA-only fallback head."""
+        One head on the richest of `kinds` that all records carry, one without the `SET_KINDS` (for records made
+        before them), one DNA-only fallback head."""
         info = read_lineage(lineage)
         families = np.array([labelled_family(info.get(r.model_id)) for r in records], dtype=object)
         parents = np.array([(info.get(r.model_id) or {}).get("parent", "") for r in records], dtype=object)
@@ -387,7 +392,9 @@ class RelationModel:
             n_records=len(records),
             n_labelled=int((families != "").sum()),
         )
-        for head_kinds in dict.fromkeys([full, fallback]):
+        # records made before the phrase sets existed (e.g. pushed to a Hub dataset) still get the vectors' head
+        without_sets = tuple(k for k in full if k not in SET_KINDS)
+        for head_kinds in dict.fromkeys([full, without_sets, fallback]):
             head = _fit_head(vectors, families, head_kinds, everyone)
             if measure:
                 head["cv"] = cross_validate(vectors, families, parents, [r.model_id for r in records], head_kinds, folds)
