@@ -39,12 +39,12 @@ class Dataset:
     def evidence_vectors(self, seed: int = 42) -> dict[str, np.ndarray]:
         """Per model, exactly what a reference record built from these responses carries (DNA + evidence,
         as `hf_dna.evidence.sketches.record_evidence` stores it), stacked: kind -> (n_models, ...) float64."""
-        from hf_dna.evidence.relation import evidence_vectors
+        from hf_dna.evidence.relation import SET_KINDS, evidence_vectors
         from hf_dna.pipeline.dna import project
         from hf_dna.evidence.sketches import record_evidence
 
         rows = [evidence_vectors(record_evidence(t, e, seed)) for t, e in zip(self.texts, self.emb)]
-        out = {k: [r[k] for r in rows] if k == "phrases" else np.stack([r[k] for r in rows]).astype(np.float64)
+        out = {k: [r[k] for r in rows] if k in SET_KINDS else np.stack([r[k] for r in rows]).astype(np.float64)
                for k in rows[0]}
         out["dna"] = project(self.emb, 128, seed).astype(np.float64)
         return out

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from hf_dna.evidence.relation import RelationModel  # noqa: E402
 from hf_dna.evidence.sketches import _compact, lexical_sketch, pack_phrases, phrase_hashes  # noqa: E402
 from hf_dna.pipeline.probes import load_probe_set  # noqa: E402
-from hf_dna.reference.build import read_model_responses  # noqa: E402
+from hf_dna.reference.build import cv_table_rows, read_model_responses  # noqa: E402
 from hf_dna.reference.store import ReferenceStore  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "reference-responses"
@@ -35,13 +35,6 @@ SOURCES = {  # store -> (probe spec, responses files)
                                     ROOT / "scripts/data/smollm2-135m-instruct.paper600-100.jsonl"]),
     "chat-rand-zh100": ("chat-rand-zh100", [SHARED / "chat-rand-zh100.parquet"]),
 }
-
-
-def table(model: RelationModel) -> str:
-    rows = [f"| {name} | {cv['auc']:.3f} / {cv.get('auc_by_fold', float('nan')):.3f} | {cv['pc_auc']:.3f} | "
-            f"{cv['top1']:.3f} | {cv['top5']:.3f} | {cv.get('nn_fire_rate', float('nan')):.2f} | "
-            f"{cv.get('nn_fire_precision', float('nan')):.2f} |" for name, cv in model.cv.items()]
-    return "\n".join(rows)
 
 
 def main(names: list[str]) -> None:
@@ -62,7 +55,7 @@ def main(names: list[str]) -> None:
                                calibration=None, readme=store.readme)
         model = RelationModel.fit(store.records, store.lineage_table)
         store.calibration = model.to_dict()
-        store.readme = re.sub(r"(\|---\|---\|---\|---\|---\|---\|---\|\n)(\|.*\|\n)+", lambda m: m.group(1) + table(model) + "\n",
+        store.readme = re.sub(r"(\|---\|---\|---\|---\|---\|---\|---\|\n)(\|.*\|\n)+", lambda m: m.group(1) + "\n".join(cv_table_rows(model)) + "\n",
                               store.readme, count=1)
         if "scripts/add_phrase_evidence.py" not in store.readme:
             store.readme += ("\n## Phrases evidence\n\nThe `phrases` evidence was added to every record from the same "

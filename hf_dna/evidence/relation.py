@@ -166,14 +166,14 @@ def phrase_similarity(sets: list[np.ndarray]) -> np.ndarray:
     hashes = np.concatenate([np.asarray(s, dtype=np.uint32) for s in sets]) if n else np.zeros(0, np.uint32)
     rows = np.repeat(np.arange(n), [len(s) for s in sets])
     _, column, held = np.unique(hashes, return_inverse=True, return_counts=True)
+    idf = np.log(n / held)  # per distinct phrase
     rare = held[column] <= max(2, int(PHRASE_SHARE * n))
     counted = rare & (held[column] >= 2)
-    weight = np.log(n / held[column[counted]])
-    x = sparse.csr_matrix((weight, (rows[counted], column[counted])), shape=(n, len(held)))
+    x = sparse.csr_matrix((idf[column[counted]], (rows[counted], column[counted])), shape=(n, len(held)))
     out = (x @ x.T).toarray()
     # the norm counts a set's own rare phrases too: one accidental match between two sets that share nothing
     # else is not a cosine of 1
-    norms = np.sqrt(np.bincount(rows[rare], weights=np.log(n / held[column[rare]]) ** 2, minlength=n))
+    norms = np.sqrt(np.bincount(rows[rare], weights=idf[column[rare]] ** 2, minlength=n))
     norms[norms == 0] = 1.0
     out /= norms[:, None] * norms[None, :]
     np.fill_diagonal(out, np.nan)
@@ -333,7 +333,12 @@ def _stack_vectors(vecs: list[dict[str, Any]], kinds: tuple[str, ...]) -> dict[s
 
 def available_kinds(records: list[DNARecord], wanted: tuple[str, ...] = EVIDENCE_ORDER) -> tuple[str, ...]:
     """Kinds of `wanted` that every record supports (``dna`` and ``dna_white`` always), in `wanted` order."""
-    have = set.intersection(*(set(record_vectors(r)) for r in records)) if records else {"dna"}
+    return _common_kinds([record_vectors(r) for r in records], wanted)
+
+
+def _common_kinds(vecs: list[dict[str, Any]], wanted: tuple[str, ...] = EVIDENCE_ORDER) -> tuple[str, ...]:
+    """`available_kinds` of records already unpacked by `record_vectors`."""
+    have = set.intersection(*(set(v) for v in vecs)) if vecs else {"dna"}
     return tuple(k for k in wanted if k in ("dna", "dna_white") or k in have)
 
 
@@ -422,7 +427,7 @@ class RelationModel:
         if not records:
             return Scores(np.zeros(0), ("dna",), False, np.zeros((0, 0)), [])
         unpacked = [record_vectors(r) for r in [query, *records]]  # once: the phrase sets take a while to unpack
-        kinds, fallback = self._head_for({"dna", "dna_white"} | set.intersection(*(set(v) for v in unpacked)))
+        kinds, fallback = self._head_for(set(_common_kinds(unpacked)))
         head = self.heads[",".join(kinds)]
         vectors = _stack_vectors(unpacked, kinds)
         space = self._space()

@@ -130,6 +130,13 @@ def rebuild_command(responses_files: list[str], probe_spec: str, lineage_csv: st
     return " ".join([*parts, "-o", str(out_dir)])
 
 
+def cv_table_rows(model: RelationModel) -> list[str]:
+    """One row of the store README's cross-validation table per fitted head of `model`."""
+    return [f"| {name} | {cv['auc']:.3f} / {cv.get('auc_by_fold', float('nan')):.3f} | {cv['pc_auc']:.3f} | "
+            f"{cv['top1']:.3f} | {cv['top5']:.3f} | {cv.get('nn_fire_rate', float('nan')):.2f} | "
+            f"{cv.get('nn_fire_precision', float('nan')):.2f} |" for name, cv in model.cv.items()]
+
+
 def store_readme(store_config: dict[str, Any], model: RelationModel, command: str, attribution: str | None,
                  dropped: list[str] = (), max_empty: float = MAX_EMPTY_SHARE) -> str:
     """The store's README: what it holds, its measured quality, attribution and the exact rebuild command."""
@@ -148,9 +155,7 @@ def store_readme(store_config: dict[str, Any], model: RelationModel, command: st
         "of which right family |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, cv in model.cv.items():
-        lines.append(f"| {name} | {cv['auc']:.3f} / {cv.get('auc_by_fold', float('nan')):.3f} | {cv['pc_auc']:.3f} | {cv['top1']:.3f} | {cv['top5']:.3f} | "
-                     f"{cv.get('nn_fire_rate', float('nan')):.2f} | {cv.get('nn_fire_precision', float('nan')):.2f} |")
+    lines += cv_table_rows(model)
     if dropped:
         lines += ["", f"Left out: {len(dropped)} models with more than {max_empty:.0%} empty responses (their DNA would "
                   f"measure the failure, not the model): " + ", ".join(f"`{m}`" for m in dropped) + "."]
